@@ -1,0 +1,1 @@
+"""Polytrade: autonomous trading of Poloniex perpetual futures from YAML specs kept in git."""

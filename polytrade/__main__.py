@@ -1,0 +1,5 @@
+"""`python -m polytrade` runs the CLI."""
+
+from polytrade.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""Domain types every layer shares: instruments, orders, fills, positions, sides, the clock protocol.
+
+Layer 0: imports nothing of polytrade."""

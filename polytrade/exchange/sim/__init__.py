@@ -1,0 +1,1 @@
+"""The simulated venue: fills, fees, slippage, funding, margin and liquidation."""

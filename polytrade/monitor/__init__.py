@@ -1,0 +1,3 @@
+"""Health, metrics, alerts and the supervisor that restarts failed tasks.
+
+Layer 5."""

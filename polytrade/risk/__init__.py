@@ -1,0 +1,3 @@
+"""Pre-trade and post-trade risk checks driven by a RiskBudget; every denial has a reason code.
+
+Layer 3: imports compile and core."""

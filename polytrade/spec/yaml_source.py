@@ -1,0 +1,414 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+PyYAML's default loaders accept duplicate keys (the last one silently wins), construct Python
+objects from tags, expand aliases without limit and resolve YAML 1.1 booleans such as `no`
+(the Norway problem). This module composes the node graph with PyYAML's C parser when it is
+available and converts it to plain data itself, so that:
+
+- only YAML 1.2 core scalars exist (null, true/false, int, float, str); `yes`, `on` and dates
+  stay strings, and pydantic decides what they mean;
+- every tag other than the core ones (for example `!!python/object`) is refused;
+- duplicate keys, non-scalar keys, tabs used for indentation and alias bombs are reported as
+  issues on their line instead of being accepted or crashing;
+- the 1-based line and column of every key and every value is kept by its field path, so a
+  later validation error can point at the exact place in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from polytrade.errors import SpecIssue
+
+MAX_FILE_BYTES: Final = 1024 * 1024
+"""A spec larger than this (1 MiB) is refused before it is parsed."""
+MAX_NODES: Final = 50_000
+"""Nodes after alias expansion; a billion-laughs document stops here."""
+MAX_ALIAS_USES: Final = 200
+"""How many times aliases may be dereferenced in one document."""
+
+Path_ = tuple[str | int, ...]
+
+_CORE = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = (_CORE + t for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ = _CORE + "map", _CORE + "seq"
+_ALLOWED_TAGS: Final = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _MAP, _SEQ})
+
+
+class _CoreResolver(yaml.resolver.BaseResolver):
+    """Implicit scalar types of the YAML 1.2 core schema, and nothing else."""
+
+
+_CoreResolver.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreResolver.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_CoreResolver.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+_CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+
+_Parser: type = getattr(yaml, "CParser", yaml.parser.Parser)
+_USES_C = _Parser is not yaml.parser.Parser
+
+if _USES_C:
+
+    class _Composer(yaml.CParser, _CoreResolver):  # type: ignore[misc]
+        """Composes nodes with libyaml and resolves scalars with the core schema."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.CParser.__init__(self, stream)
+            _CoreResolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML wheels ship libyaml; this keeps source builds working
+
+    class _Composer(  # type: ignore[no-redef]
+        yaml.reader.Reader,
+        yaml.scanner.Scanner,
+        yaml.parser.Parser,
+        yaml.composer.Composer,
+        _CoreResolver,
+    ):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            _CoreResolver.__init__(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A 1-based line and column in a file, with the scalar style when the node is a scalar."""
+
+    line: int
+    column: int
+    style: str | None = None
+    """None for plain scalars, `'` or `"` for quoted ones, `|` or `>` for block scalars."""
+
+
+@dataclass(slots=True)
+class YamlDocument:
+    """Plain data read from one YAML file, with the position of every key and value."""
+
+    file: str
+    data: Any
+    keys: dict[Path_, Position] = field(default_factory=dict)
+    """Where the key of the entry at a path stands (for sequence items: the item itself)."""
+    values: dict[Path_, Position] = field(default_factory=dict)
+    """Where the value at a path starts."""
+    issues: list[SpecIssue] = field(default_factory=list)
+    """Problems found while reading (duplicate keys, forbidden tags); data is still usable."""
+    lines: list[str] = field(default_factory=list)
+    """The file's text by line, to place positions inside block scalars."""
+
+    def locate(self, path: Path_, *, key: bool = False) -> Position:
+        """The position of `path`, or of its nearest located ancestor."""
+        table = self.keys if key else self.values
+        probe = path
+        while probe:
+            if probe in table:
+                return table[probe]
+            if probe in self.values:
+                return self.values[probe]
+            probe = probe[:-1]
+        return self.values.get((), Position(1, 1))
+
+
+class YamlFatalError(Exception):
+    """The file could not be read as YAML at all; `issues` says where and why."""
+
+    def __init__(self, issues: list[SpecIssue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(issue.render() for issue in issues))
+
+
+def format_path(path: Path_) -> str:
+    """`('spec', 'strategies', 0, 'ref')` -> `spec.strategies[0].ref`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def read_yaml(path: Path, display: str) -> YamlDocument:
+    """Read one spec file safely; raises YamlFatalError when nothing usable can be read.
+
+    `display` is the file name to print in messages (usually relative to the working folder).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise YamlFatalError([_issue(display, 1, 1, f"cannot read the file: {exc.strerror}")]) from exc
+    if size > MAX_FILE_BYTES:
+        raise YamlFatalError(
+            [
+                _issue(
+                    display,
+                    1,
+                    1,
+                    f"the file is {size:,} bytes; a spec may be at most {MAX_FILE_BYTES:,} bytes",
+                    "split it, or keep data out of specs",
+                    code="too_large",
+                )
+            ]
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise YamlFatalError(
+            [_issue(display, line, 1, "the file is not valid UTF-8 text", code="encoding")]
+        ) from exc
+    return parse_yaml(text, display)
+
+
+def parse_yaml(text: str, display: str) -> YamlDocument:
+    """Parse YAML text as one spec document; see the module docstring for what is refused."""
+    tabs = _tab_indentation(text, display)
+    if tabs:
+        raise YamlFatalError(tabs)
+    composer = _Composer(text)
+    try:
+        root = composer.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        raise YamlFatalError([_syntax_issue(exc, display)]) from exc
+    except yaml.YAMLError as exc:  # pragma: no cover - libyaml always attaches marks
+        raise YamlFatalError([_issue(display, 1, 1, f"YAML error: {exc}", code="syntax")]) from exc
+    finally:
+        composer.dispose()
+    if root is None:
+        raise YamlFatalError(
+            [
+                _issue(
+                    display,
+                    1,
+                    1,
+                    "the file is empty",
+                    "a spec starts with apiVersion: polytrade/v1, kind, metadata and spec",
+                    code="empty",
+                )
+            ]
+        )
+    doc = YamlDocument(file=display, data=None, lines=text.splitlines())
+    builder = _Builder(doc)
+    doc.values[()] = _position(root)
+    doc.data = builder.build(root, ())
+    return doc
+
+
+def _issue(file: str, line: int, column: int, message: str, hint: str = "", *, code: str = "yaml") -> SpecIssue:
+    return SpecIssue(file=file, line=line, column=column, path="", message=message, hint=hint, code=code)
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, display: str) -> SpecIssue:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    message = f"YAML syntax error: {problem}"
+    hint = ""
+    if "expected a single document" in problem:
+        message = "the file holds more than one YAML document"
+        hint = "put each spec in its own file"
+    elif exc.context:
+        hint = exc.context
+        if exc.context_mark is not None and exc.context_mark is not mark:
+            hint += f" at line {exc.context_mark.line + 1}"
+    return _issue(display, line, column, message, hint, code="syntax")
+
+
+def _tab_indentation(text: str, display: str) -> list[SpecIssue]:
+    issues = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent and line.strip():
+            issues.append(
+                _issue(
+                    display,
+                    number,
+                    indent.index("\t") + 1,
+                    "a tab is used for indentation; YAML allows only spaces",
+                    "replace the tab with spaces",
+                    code="tab",
+                )
+            )
+    return issues
+
+
+def _position(node: Node) -> Position:
+    style = node.style if isinstance(node, ScalarNode) else None
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1, style or None)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, recording positions and issues."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.nodes = 0
+        self.alias_uses = 0
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+
+    def fatal(self, node: Node, message: str, hint: str, code: str) -> YamlFatalError:
+        pos = _position(node)
+        return YamlFatalError([_issue(self.doc.file, pos.line, pos.column, message, hint, code=code)])
+
+    def build(self, node: Node, path: Path_) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fatal(
+                node,
+                f"the document expands to more than {MAX_NODES:,} values",
+                "aliases (*name) that repeat large anchors are refused",
+                "alias_bomb",
+            )
+        ident = id(node)
+        if ident in self.active:
+            raise self.fatal(node, "an alias refers to the node that contains it", "remove the recursive alias", "alias_recursion")
+        if ident in self.seen and not isinstance(node, ScalarNode):
+            self.alias_uses += 1
+            if self.alias_uses > MAX_ALIAS_USES:
+                raise self.fatal(
+                    node,
+                    f"aliases are used more than {MAX_ALIAS_USES} times",
+                    "write the values out; specs are small",
+                    "alias_bomb",
+                )
+        self.seen.add(ident)
+        if node.tag not in _ALLOWED_TAGS:
+            pos = _position(node)
+            self.doc.issues.append(
+                SpecIssue(
+                    self.doc.file,
+                    pos.line,
+                    pos.column,
+                    format_path(path),
+                    f"the tag {node.tag.replace(_CORE, '!!')!r} is not allowed",
+                    "specs hold plain data: strings, numbers, booleans, lists and mappings",
+                    "tag",
+                )
+            )
+            return None
+        if isinstance(node, ScalarNode):
+            try:
+                return self.scalar(node)
+            except ValueError:
+                pos = _position(node)
+                self.doc.issues.append(
+                    SpecIssue(
+                        self.doc.file,
+                        pos.line,
+                        pos.column,
+                        format_path(path),
+                        f"{node.value!r} cannot be read as {node.tag.replace(_CORE, '!!')}",
+                        "remove the explicit tag or fix the value",
+                        "tag",
+                    )
+                )
+                return None
+        self.active.add(ident)
+        try:
+            if isinstance(node, SequenceNode):
+                return self.sequence(node, path)
+            assert isinstance(node, MappingNode)  # noqa: S101 - the composer makes only three kinds
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(ident)
+
+    def sequence(self, node: SequenceNode, path: Path_) -> list[Any]:
+        items = []
+        for index, child in enumerate(node.value):
+            child_path = (*path, index)
+            self.doc.keys[child_path] = self.doc.values[child_path] = _position(child)
+            items.append(self.build(child, child_path))
+        return items
+
+    def mapping(self, node: MappingNode, path: Path_) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key_pos = _position(key_node)
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in _ALLOWED_TAGS:
+                self.doc.issues.append(
+                    SpecIssue(
+                        self.doc.file,
+                        key_pos.line,
+                        key_pos.column,
+                        format_path(path),
+                        "a mapping key must be a plain name",
+                        "lists and mappings cannot be keys",
+                        "key",
+                    )
+                )
+                continue
+            key = key_node.value
+            child_path = (*path, key)
+            if key in out:
+                first = self.doc.keys[child_path]
+                self.doc.issues.append(
+                    SpecIssue(
+                        self.doc.file,
+                        key_pos.line,
+                        key_pos.column,
+                        format_path(child_path),
+                        f"duplicate key {key!r}",
+                        f"it is already defined at line {first.line}; keep one",
+                        "duplicate_key",
+                    )
+                )
+                continue
+            self.doc.keys[child_path] = key_pos
+            self.doc.values[child_path] = _position(value_node)
+            out[key] = self.build(value_node, child_path)
+        return out
+
+    @staticmethod
+    def scalar(node: ScalarNode) -> Any:
+        value: str = node.value
+        tag = node.tag
+        if tag == _STR:
+            return value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return value.lower() == "true"
+        if tag == _INT:
+            return _to_int(value)
+        return _to_float(value)
+
+
+def _to_int(value: str) -> int:
+    text = value.lower()
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    if text.startswith("0o"):
+        return sign * int(text[2:], 8)
+    if text.startswith("0x"):
+        return sign * int(text[2:], 16)
+    return sign * int(text)
+
+
+def _to_float(value: str) -> float:
+    text = value.lower()
+    if text.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if text == ".nan":
+        return float("nan")
+    return float(text)

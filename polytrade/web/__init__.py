@@ -1,0 +1,3 @@
+"""The Litestar web UI for reviewing, comparing and promoting strategies.
+
+Layer 6: nothing imports it."""
