@@ -21,7 +21,9 @@ def repo() -> Path:
 def shared_data() -> Path:
     """../shared/data; tests that need it skip with the reason when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared market data is absent ({SHARED_DATA}); .ci/run refuses to run without it")
+        pytest.skip(
+            f"shared market data is absent ({SHARED_DATA}); .ci/run refuses to run without it"
+        )
     return SHARED_DATA
 
 
@@ -30,5 +32,7 @@ def pg_url() -> str:
     """PostgreSQL URL from POLYTRADE_TEST_PG_URL; tests that need it skip when it is unset."""
     url = os.environ.get("POLYTRADE_TEST_PG_URL")
     if not url:
-        pytest.skip("POLYTRADE_TEST_PG_URL is not set (.ci/run sets it when 127.0.0.1:5432 answers)")
+        pytest.skip(
+            "POLYTRADE_TEST_PG_URL is not set (.ci/run sets it when 127.0.0.1:5432 answers)"
+        )
     return url

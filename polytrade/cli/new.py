@@ -103,7 +103,9 @@ def new_profile(
     _check_name(name)
     if mode not in {"backtest", "paper", "live"}:
         raise UsageError(f"--mode must be backtest, paper or live, not {mode!r}")
-    strategy = strategy or _first_spec(Path("strategies"), "strategy", "polytrade new strategy NAME")
+    strategy = strategy or _first_spec(
+        Path("strategies"), "strategy", "polytrade new strategy NAME"
+    )
     risk = risk or _first_spec(Path("profiles/risk"), "risk budget", "polytrade new risk NAME")
     for path in (strategy, risk):
         if not path.is_file():

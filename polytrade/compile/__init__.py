@@ -1,3 +1,4 @@
 """Strategy spec to Plan: the typed, de-duplicated signal DAG with params as runtime inputs.
 
-Layer 2: imports spec, signals and core."""
+Layer 2: imports spec, signals and core.
+"""

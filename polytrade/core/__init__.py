@@ -1,3 +1,4 @@
-"""Domain types every layer shares: instruments, orders, fills, positions, sides, the clock protocol.
+"""Domain types every layer shares: instruments, orders, fills, positions, the clock protocol.
 
-Layer 0: imports nothing of polytrade."""
+Layer 0: imports nothing of polytrade.
+"""

@@ -1,3 +1,4 @@
 """DEAP evolution of a Strategy's params under the guardrails, with promotion gates.
 
-Layer 5."""
+Layer 5.
+"""

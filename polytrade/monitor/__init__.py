@@ -1,3 +1,4 @@
 """Health, metrics, alerts and the supervisor that restarts failed tasks.
 
-Layer 5."""
+Layer 5.
+"""

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_LENGTH: Final = 2000
 """Characters in one expression."""
@@ -51,7 +53,10 @@ _BINOPS: Final = {
 }
 _COMPARES: Final = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 _REFUSED: Final[dict[type[ast.AST], tuple[str, str]]] = {
-    ast.Attribute: ("attribute access is not allowed", "expressions read only series, params and operators"),
+    ast.Attribute: (
+        "attribute access is not allowed",
+        "expressions read only series, params and operators",
+    ),
     ast.Subscript: ("indexing is not allowed", "use lag(x, n) for the value n bars ago"),
     ast.Lambda: ("lambda is not allowed", "define a named signal instead"),
     ast.IfExp: ("'a if c else b' is not allowed", "use where(c, a, b)"),
@@ -158,64 +163,79 @@ def _char_offset(lines: list[str], lineno: int, col: int, *, utf8: bool) -> int:
 
 
 def _check(source: str, tree: ast.Expression, lead: int) -> ParsedExpression:
-    names: list[NameRef] = []
-    calls: list[CallRef] = []
     stripped_lines = source.strip().splitlines(keepends=True) or [""]
 
     def offset_of(node: ast.expr) -> int:
         column = _char_offset(stripped_lines, node.lineno, node.col_offset, utf8=True)
         return lead + column - (1 if node.lineno == 1 else 0)  # the added "("
 
-    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    checker = _Whitelist(offset_of)
+    stack: list[tuple[ast.expr, int]] = [(tree.body, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ExpressionError(
                 "the expression is nested too deeply",
-                offset=offset_of(node) if isinstance(node, ast.expr) else 0,
+                offset=offset_of(node),
                 hint=f"at most {MAX_DEPTH} levels; split it into named signals",
             )
-        _check_node(node, offset_of, names, calls)
+        checker.check(node)
         children = node.args if isinstance(node, ast.Call) else ast.iter_child_nodes(node)
         stack.extend((child, depth + 1) for child in children if isinstance(child, ast.expr))
-    names.sort(key=lambda ref: ref.offset)
-    calls.sort(key=lambda ref: ref.offset)
-    return ParsedExpression(source, tree, tuple(names), tuple(calls))
+    names = tuple(sorted(checker.names, key=lambda ref: ref.offset))
+    calls = tuple(sorted(checker.calls, key=lambda ref: ref.offset))
+    return ParsedExpression(source, tree, names, calls)
 
 
-def _check_node(
-    node: ast.AST,
-    offset_of: Callable[[ast.expr], int],
-    names: list[NameRef],
-    calls: list[CallRef],
-) -> None:
-    at = offset_of(node) if isinstance(node, ast.expr) else 0
-    if type(node) in _REFUSED:
-        message, hint = _REFUSED[type(node)]
-        raise ExpressionError(message, offset=at, hint=hint)
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool | int | float):
-            return
-        kind = "strings are" if isinstance(node.value, str) else f"{type(node.value).__name__} values are"
-        raise ExpressionError(f"{kind} not allowed", offset=at, hint="use numbers, params or series")
-    if isinstance(node, ast.Name):
+class _Whitelist:
+    """Accepts a node only if a `visit_<NodeType>` method exists for it and passes."""
+
+    def __init__(self, offset_of: Callable[[ast.expr], int]) -> None:
+        self.offset_of = offset_of
+        self.names: list[NameRef] = []
+        self.calls: list[CallRef] = []
+
+    def check(self, node: ast.expr) -> None:
+        at = self.offset_of(node)
+        visit = getattr(self, f"visit_{type(node).__name__}", None)
+        if visit is None:
+            message, hint = _REFUSED.get(type(node), (f"{type(node).__name__} is not allowed", ""))
+            raise ExpressionError(message, offset=at, hint=hint)
+        visit(node, at)
+
+    def visit_Constant(self, node: ast.Constant, at: int) -> None:  # noqa: N802 - ast names
+        if not isinstance(node.value, bool | int | float):
+            kind = (
+                "strings" if isinstance(node.value, str) else f"{type(node.value).__name__} values"
+            )
+            raise ExpressionError(
+                f"{kind} are not allowed", offset=at, hint="use numbers, params or series"
+            )
+
+    def visit_Name(self, node: ast.Name, at: int) -> None:  # noqa: N802
         _check_name(node.id, at)
         name, timeframe = split_timeframe(node.id)
-        names.append(NameRef(name, timeframe, at))
-        return
-    if isinstance(node, ast.BinOp):
-        if type(node.op) not in _BINOPS:
-            symbol = "@" if isinstance(node.op, ast.MatMult) else type(node.op).__name__
-            hint = "write a higher timeframe as field@timeframe, e.g. close@4h" if symbol == "@" else ""
-            raise ExpressionError(f"the operator {symbol!r} is not allowed", offset=at, hint=hint)
-        return
-    if isinstance(node, ast.UnaryOp):
+        self.names.append(NameRef(name, timeframe, at))
+
+    def visit_BinOp(self, node: ast.BinOp, at: int) -> None:  # noqa: N802
+        if type(node.op) in _BINOPS:
+            return
+        if isinstance(node.op, ast.MatMult):
+            raise ExpressionError(
+                "the operator '@' is not allowed",
+                offset=at,
+                hint="write a higher timeframe as field@timeframe, e.g. close@4h",
+            )
+        raise ExpressionError(f"the operator {type(node.op).__name__!r} is not allowed", offset=at)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp, at: int) -> None:  # noqa: N802
         if not isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
             raise ExpressionError("bitwise '~' is not allowed", offset=at, hint="use 'not'")
-        return
-    if isinstance(node, ast.BoolOp):
-        return
-    if isinstance(node, ast.Compare):
+
+    def visit_BoolOp(self, node: ast.BoolOp, at: int) -> None:  # noqa: N802
+        del node, at  # `and` / `or` are always fine; their operands are checked on their own
+
+    def visit_Compare(self, node: ast.Compare, at: int) -> None:  # noqa: N802
         if len(node.ops) > 1:
             raise ExpressionError(
                 "chained comparisons are not allowed", offset=at, hint="write 'a < b and b < c'"
@@ -226,8 +246,8 @@ def _check_node(
                 offset=at,
                 hint="use < <= > >= == !=",
             )
-        return
-    if isinstance(node, ast.Call):
+
+    def visit_Call(self, node: ast.Call, at: int) -> None:  # noqa: N802
         if not isinstance(node.func, ast.Name):
             raise ExpressionError("only operators can be called, e.g. ema(close, 20)", offset=at)
         if node.keywords:
@@ -237,10 +257,7 @@ def _check_node(
         _check_name(node.func.id, at)
         if split_timeframe(node.func.id)[1] is not None:
             raise ExpressionError("an operator name cannot take a timeframe", offset=at)
-        calls.append(CallRef(node.func.id, len(node.args), at))
-        return
-    if isinstance(node, ast.expr):  # pragma: no cover - every expression type is handled above
-        raise ExpressionError(f"{type(node).__name__} is not allowed", offset=at)
+        self.calls.append(CallRef(node.func.id, len(node.args), at))
 
 
 def _check_name(identifier: str, at: int) -> None:
@@ -250,4 +267,3 @@ def _check_name(identifier: str, at: int) -> None:
             offset=at,
             hint="such names reach Python internals",
         )
-

@@ -8,13 +8,11 @@ between files resolve relative to the referring file and are loaded once per loa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Final, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from polytrade.errors import SpecError, SpecIssue
 from polytrade.spec.models import (
@@ -42,6 +40,11 @@ from polytrade.spec.yaml_source import (
     format_path,
     read_yaml,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from pydantic_core import ErrorDetails
 
 SPEC_SUFFIXES: Final = (".yaml", ".yml")
 
@@ -114,10 +117,9 @@ class SpecLoader:
             return tuple(exc.issues)
         ctx = _FileContext(yaml_doc)
         ctx.issues.extend(yaml_doc.issues)
-        secret_paths = set()
-        for finding in find_secrets(yaml_doc.data):
-            secret_paths.add(finding.path)
-            ctx.add(finding)
+        secrets = list(find_secrets(yaml_doc.data))
+        secret_paths = {finding.path for finding in secrets}
+        ctx.extend(secrets)
 
         document_cls = self._document_class(ctx)
         if document_cls is None:
@@ -129,22 +131,26 @@ class SpecLoader:
         except ValidationError as exc:
             for error in exc.errors(include_url=False, include_input=False):
                 ctx.add_pydantic(error, document_cls, secret_paths)
-
         if document_cls is StrategyDocument:
-            for finding in check_strategy(yaml_doc.data):
-                ctx.add(finding)
-        references: dict[str, LoadedSpec] = {}
-        if isinstance(model, ProfileDocument):
-            for finding in check_profile(model.spec):
-                ctx.add(finding)
-            self._profile_references(path, model, ctx, references)
-        elif isinstance(model, EvolutionDocument):
-            self._evolution_references(path, model, ctx, references)
+            # On the raw data, so name errors show up beside structural ones.
+            ctx.extend(check_strategy(yaml_doc.data))
+        references = self._cross_checks(path, model, ctx)
 
         if ctx.issues:
             return tuple(ctx.issues)
         assert model is not None  # noqa: S101 - no issue means validation succeeded
         return LoadedSpec(path=path, document=model, references=references)
+
+    def _cross_checks(
+        self, path: Path, model: Document | None, ctx: _FileContext
+    ) -> dict[str, LoadedSpec]:
+        references: dict[str, LoadedSpec] = {}
+        if isinstance(model, ProfileDocument):
+            ctx.extend(check_profile(model.spec))
+            self._profile_references(path, model, ctx, references)
+        elif isinstance(model, EvolutionDocument):
+            self._evolution_references(path, model, ctx, references)
+        return references
 
     @staticmethod
     def _document_class(ctx: _FileContext) -> type[Document] | None:
@@ -200,7 +206,14 @@ class SpecLoader:
             )
             return None
         if target in self._loading:
-            ctx.add(Finding(at, f"{shown} refers back to this file", "remove the cycle", code="reference_cycle"))
+            ctx.add(
+                Finding(
+                    at,
+                    f"{shown} refers back to this file",
+                    "remove the cycle",
+                    code="reference_cycle",
+                )
+            )
             return None
         outcome = self._load(target)
         if not isinstance(outcome, LoadedSpec):
@@ -208,7 +221,7 @@ class SpecLoader:
                 Finding(
                     at,
                     f"the referenced {kind_name} {shown} is invalid "
-                    f"({len(outcome)} error{'s' if len(outcome) != 1 else ''}, listed under that file)",
+                    f"({_count(len(outcome), 'error')}, listed under that file)",
                     code="invalid_reference",
                 )
             )
@@ -260,7 +273,9 @@ class SpecLoader:
     def _evolution_references(
         self, path: Path, model: EvolutionDocument, ctx: _FileContext, out: dict[str, LoadedSpec]
     ) -> None:
-        strategy = self._reference(path, model.spec.strategy, ("spec", "strategy"), StrategyDocument, ctx)
+        strategy = self._reference(
+            path, model.spec.strategy, ("spec", "strategy"), StrategyDocument, ctx
+        )
         if strategy is not None:
             out["spec.strategy"] = strategy
             assert isinstance(strategy.document, StrategyDocument)  # noqa: S101
@@ -273,7 +288,9 @@ class SpecLoader:
                         code="nothing_to_evolve",
                     )
                 )
-        profile = self._reference(path, model.spec.profile, ("spec", "profile"), ProfileDocument, ctx)
+        profile = self._reference(
+            path, model.spec.profile, ("spec", "profile"), ProfileDocument, ctx
+        )
         if profile is not None:
             out["spec.profile"] = profile
             assert isinstance(profile.document, ProfileDocument)  # noqa: S101
@@ -288,9 +305,18 @@ class SpecLoader:
                 )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _api_version_finding(data: dict[str, Any]) -> Finding:
     if "apiVersion" not in data:
-        return Finding(("apiVersion",), "apiVersion is missing", f"add apiVersion: {API_VERSION}", code="missing")
+        return Finding(
+            ("apiVersion",),
+            "apiVersion is missing",
+            f"add apiVersion: {API_VERSION}",
+            code="missing",
+        )
     return Finding(
         ("apiVersion",),
         f"unsupported apiVersion {data['apiVersion']!r}",
@@ -326,6 +352,10 @@ class _FileContext:
         self.doc = doc
         self.issues: list[SpecIssue] = []
 
+    def extend(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.add(finding)
+
     def add(self, finding: Finding) -> None:
         pos = self.doc.locate(finding.path, key=finding.at_key)
         line, column = pos.line, pos.column
@@ -346,70 +376,55 @@ class _FileContext:
     def add_pydantic(
         self, error: ErrorDetails, document_cls: type[BaseModel], secret_paths: set[PathT]
     ) -> None:
-        loc = tuple(error["loc"])
-        kind = error["type"]
-        message = error["msg"].removeprefix("Value error, ")
-        hint = ""
-        at_key = False
-        if kind in {"missing", "extra_forbidden"} and loc and isinstance(loc[-1], str):
-            # The last element names the key; the rest must exist in the data.
-            path, rest = _walk(self.doc.data, loc[:-1])
-            shown: PathT = (*path, loc[-1])
-        else:
-            path, rest = _walk(self.doc.data, loc)
-            shown = path
-        if kind == "missing":
-            name = str(shown[-1]) if shown else ""
-            message = f"{name} is required" if name else "a value is required"
-            hint = _description(document_cls, loc)
-            at_key = True
-            pos = self.doc.locate(path, key=True) if path else Position(1, 1)
-            self._append(pos, shown, message, hint, kind)
-            return
-        if kind == "extra_forbidden":
-            if shown in secret_paths:
-                return
-            unknown = str(shown[-1])
-            message = f"unknown field {unknown!r}"
-            allowed = _allowed_fields(document_cls, loc[:-1])
-            hint = did_you_mean(unknown, allowed) or (
-                "allowed here: " + ", ".join(sorted(allowed)) if allowed else ""
-            )
-            at_key = True
-        elif kind == "union_tag_invalid":
-            ctx = error.get("ctx", {})
-            discriminator = str(ctx.get("discriminator", "")).strip("'")
-            expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
-            tag = str(ctx.get("tag", ""))
-            shown = (*path, discriminator)
-            message = f"unknown {discriminator} {tag!r}"
-            hint = did_you_mean(tag, set(expected)) or "one of " + ", ".join(expected)
-        elif kind == "union_tag_not_found":
-            discriminator = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
-            shown = (*path, discriminator)
-            message = f"{discriminator} is required"
-            at_key = True
-            pos = self.doc.locate(path, key=True)
-            self._append(pos, shown, message, hint, kind)
-            return
-        elif kind == "literal_error":
-            value = _value_at(self.doc.data, path)
-            expected_text = str(error.get("ctx", {}).get("expected", ""))
-            options = {part.strip(" '") for part in expected_text.replace(" or ", ",").split(",")}
-            if isinstance(value, str):
-                hint = did_you_mean(value, options)
-        elif "[key]" in rest:
-            at_key = True
-        if shown == ("apiVersion",) or (not shown and "apiVersion" in loc):
-            finding = _api_version_finding(self.doc.data)
-            self.add(finding)
-            return
-        self.add(Finding(shown, message, hint, code=kind, at_key=at_key))
+        finding = _translate(error, self.doc.data, document_cls)
+        if finding.code == "extra_forbidden" and finding.path in secret_paths:
+            return  # already reported as a secret, which is the real problem
+        self.add(finding)
 
-    def _append(self, pos: Position, shown: PathT, message: str, hint: str, code: str) -> None:
-        self.issues.append(
-            SpecIssue(self.doc.file, pos.line, pos.column, format_path(shown), message, hint, code)
+
+def _translate(error: ErrorDetails, data: Any, document_cls: type[BaseModel]) -> Finding:
+    """A pydantic error as a Finding on the data's own path, in Polytrade's words."""
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    if kind in {"missing", "extra_forbidden"} and loc and isinstance(loc[-1], str):
+        # The last element names the key; everything before it exists in the data.
+        parent, _ = _walk(data, loc[:-1])
+        path: PathT = (*parent, loc[-1])
+        if kind == "missing":
+            if path == ("apiVersion",):
+                return _api_version_finding(data)
+            return Finding(
+                path,
+                f"{loc[-1]} is required",
+                _description(document_cls, loc),
+                code=kind,
+                at_key=True,
+            )
+        allowed = _allowed_fields(document_cls, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), allowed) or (
+            "allowed here: " + ", ".join(sorted(allowed)) if allowed else ""
         )
+        return Finding(path, f"unknown field {loc[-1]!r}", hint, code=kind, at_key=True)
+    path, rest = _walk(data, loc)
+    if path == ("apiVersion",):
+        return _api_version_finding(data)
+    if kind in {"union_tag_invalid", "union_tag_not_found"}:
+        discriminator = str(ctx.get("discriminator", "")).strip("'")
+        if kind == "union_tag_not_found":
+            return Finding(
+                (*path, discriminator), f"{discriminator} is required", code=kind, at_key=True
+            )
+        expected = [tag.strip(" '") for tag in str(ctx.get("expected_tags", "")).split(",")]
+        tag = str(ctx.get("tag", ""))
+        hint = did_you_mean(tag, set(expected)) or "one of " + ", ".join(expected)
+        return Finding((*path, discriminator), f"unknown {discriminator} {tag!r}", hint, code=kind)
+    message = error["msg"].removeprefix("Value error, ")
+    hint = ""
+    if kind == "literal_error" and isinstance(value := _value_at(data, path), str):
+        options = str(ctx.get("expected", "")).replace(" or ", ",").split(",")
+        hint = did_you_mean(value, {option.strip(" '") for option in options})
+    return Finding(path, message, hint, code=kind, at_key="[key]" in rest)
 
 
 def _walk(data: Any, loc: tuple[str | int, ...]) -> tuple[PathT, list[str | int]]:
@@ -420,23 +435,30 @@ def _walk(data: Any, loc: tuple[str | int, ...]) -> tuple[PathT, list[str | int]
     """
     path: list[str | int] = []
     rest: list[str | int] = []
-    current = data
+    current: Any = data
     for part in loc:
-        if isinstance(current, dict) and isinstance(part, str) and part in current:
+        found, child = _child(current, part)
+        if found:
             path.append(part)
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
-            path.append(part)
-            current = current[part]
+            current = child
         else:
             rest.append(part)
     return tuple(path), rest
 
 
+def _child(container: Any, part: str | int) -> tuple[bool, Any]:
+    if isinstance(container, dict) and isinstance(part, str) and part in container:
+        return True, container[part]
+    if isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container):
+        return True, container[part]
+    return False, None
+
+
 def _value_at(data: Any, path: PathT) -> Any:
+    current: Any = data
     for part in path:
-        data = data[part]
-    return data
+        current = current[part]
+    return current
 
 
 def _offset_position(doc: YamlDocument, pos: Position, offset: int) -> tuple[int, int]:
@@ -486,7 +508,12 @@ def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMod
         if not next_candidates:
             return None
         candidates = next_candidates
-    models = [c for cand in candidates for c in _unwrap(cand) if isinstance(c, type) and issubclass(c, BaseModel)]
+    models = [
+        c
+        for cand in candidates
+        for c in _unwrap(cand)
+        if isinstance(c, type) and issubclass(c, BaseModel)
+    ]
     return models[0] if len(models) == 1 else None
 
 

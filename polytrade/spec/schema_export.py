@@ -7,8 +7,7 @@ committed; a test fails when the committed files differ from what the models pro
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from pydantic import Field, TypeAdapter
 
@@ -19,6 +18,9 @@ from polytrade.spec.models import (
     RiskBudgetDocument,
     StrategyDocument,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 

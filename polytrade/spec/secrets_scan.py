@@ -9,10 +9,12 @@ The offending value is never repeated in a message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from polytrade.spec.semantics import Finding, PathT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _SECRET_KEY: Final = re.compile(
     r"(?i)(^|[_-])(api[_-]?key|apikey|secret|password|passwd|passphrase|token|private[_-]?key|"

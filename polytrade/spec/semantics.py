@@ -8,14 +8,17 @@ expression is reported in the same run as a wrong type elsewhere in the file.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polytrade.core.timeframes import TIMEFRAMES, timeframe_seconds
 from polytrade.spec.expressions import FIELDS, ExpressionError, ParsedExpression, parse_expression
-from polytrade.spec.models.profile import ProfileSpec
 from polytrade.spec.models.strategy import BoolParam, ChoiceParam, FloatParam, IntParam
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from polytrade.spec.models.profile import ProfileSpec
 
 PathT = tuple[str | int, ...]
 
@@ -78,16 +81,24 @@ def check_strategy(data: Any) -> list[Finding]:
     timeframe = spec.get("timeframe")
     findings: list[Finding] = []
 
-    for name in params:
-        if name in FIELDS:
-            findings.append(
-                Finding(("spec", "params", name), f"{name!r} is a bar field; give the param another name", at_key=True)
-            )
+    findings.extend(
+        Finding(
+            ("spec", "params", name),
+            f"{name!r} is a bar field; give the param another name",
+            at_key=True,
+        )
+        for name in params
+        if name in FIELDS
+    )
     for name in signals:
         if name in FIELDS or name in params:
             what = "a bar field" if name in FIELDS else "a param"
             findings.append(
-                Finding(("spec", "signals", name), f"{name!r} is already {what}; give the signal another name", at_key=True)
+                Finding(
+                    ("spec", "signals", name),
+                    f"{name!r} is already {what}; give the signal another name",
+                    at_key=True,
+                )
             )
 
     known = set(FIELDS) | set(params) | set(signals)
@@ -125,11 +136,21 @@ def _check_names(
             yield Finding(path, f"unknown name {ref.name!r}", hint, ref.offset, "unknown_name")
     for call in parsed.calls:
         if call.name in params or call.name in signals or call.name in FIELDS:
-            what = "a param" if call.name in params else "a signal" if call.name in signals else "a bar field"
-            yield Finding(path, f"{call.name!r} is {what}, not an operator", "", call.offset, "not_callable")
+            what = (
+                "a param"
+                if call.name in params
+                else "a signal"
+                if call.name in signals
+                else "a bar field"
+            )
+            yield Finding(
+                path, f"{call.name!r} is {what}, not an operator", "", call.offset, "not_callable"
+            )
 
 
-def _check_timeframe(path: PathT, name: str, higher: str, offset: int, base: Any) -> Iterator[Finding]:
+def _check_timeframe(
+    path: PathT, name: str, higher: str, offset: int, base: Any
+) -> Iterator[Finding]:
     if name not in FIELDS:
         yield Finding(
             path,
@@ -141,7 +162,9 @@ def _check_timeframe(path: PathT, name: str, higher: str, offset: int, base: Any
         return
     if higher not in TIMEFRAMES:
         hint = did_you_mean(higher, set(TIMEFRAMES)) or "use one of " + ", ".join(TIMEFRAMES)
-        yield Finding(path, f"unknown timeframe {higher!r} in {name}@{higher}", hint, offset, "timeframe")
+        yield Finding(
+            path, f"unknown timeframe {higher!r} in {name}@{higher}", hint, offset, "timeframe"
+        )
         return
     if isinstance(base, str) and base in TIMEFRAMES:
         step, big = timeframe_seconds(base), timeframe_seconds(higher)
@@ -187,12 +210,22 @@ def _cycles(edges: dict[str, list[str]]) -> Iterator[Finding]:
                 if len(members) == 1
                 else "signals form a cycle: " + " -> ".join(rotated)
             )
-            yield Finding(("spec", "signals", first), message, "a signal may use only signals that do not use it", code="cycle")
+            yield Finding(
+                ("spec", "signals", first),
+                message,
+                "a signal may use only signals that do not use it",
+                code="cycle",
+            )
 
 
 def _rule_coherence(spec: Mapping[str, Any], params: Mapping[str, Any]) -> Iterator[Finding]:
     if spec.get("entry_long") is None and spec.get("entry_short") is None:
-        yield Finding(("spec",), "the strategy never enters a position", "give entry_long, entry_short or both", code="rules")
+        yield Finding(
+            ("spec",),
+            "the strategy never enters a position",
+            "give entry_long, entry_short or both",
+            code="rules",
+        )
     for side in ("long", "short"):
         if spec.get(f"exit_{side}") is not None and spec.get(f"entry_{side}") is None:
             yield Finding(
@@ -216,9 +249,18 @@ def _rule_coherence(spec: Mapping[str, Any], params: Mapping[str, Any]) -> Itera
         param = _mapping(params.get(max_bars))
         if max_bars not in params:
             hint = did_you_mean(max_bars, set(params)) or "give a number of bars or an int param"
-            yield Finding(("spec", "stops", "max_bars"), f"unknown param {max_bars!r}", hint, code="unknown_name")
+            yield Finding(
+                ("spec", "stops", "max_bars"),
+                f"unknown param {max_bars!r}",
+                hint,
+                code="unknown_name",
+            )
         elif param.get("type") != "int":
-            yield Finding(("spec", "stops", "max_bars"), f"the param {max_bars!r} must be of type int", code="type")
+            yield Finding(
+                ("spec", "stops", "max_bars"),
+                f"the param {max_bars!r} must be of type int",
+                code="type",
+            )
 
 
 def check_param_value(
@@ -261,9 +303,17 @@ def check_profile(spec: ProfileSpec) -> Iterator[Finding]:
         seen.setdefault(item.ref, index)
     source = spec.data.source
     if spec.mode == "backtest" and source == "live":
-        yield Finding(("spec", "data", "source"), "a backtest needs history: catalog, synthetic or file", code="mode")
+        yield Finding(
+            ("spec", "data", "source"),
+            "a backtest needs history: catalog, synthetic or file",
+            code="mode",
+        )
     if spec.mode in {"paper", "live"} and source != "live":
-        yield Finding(("spec", "data", "source"), f"{spec.mode} mode trades on live market data: use source: live", code="mode")
+        yield Finding(
+            ("spec", "data", "source"),
+            f"{spec.mode} mode trades on live market data: use source: live",
+            code="mode",
+        )
     if spec.mode == "live" and spec.venue.credentials is None:
         yield Finding(
             ("spec", "venue"),
@@ -273,8 +323,17 @@ def check_profile(spec: ProfileSpec) -> Iterator[Finding]:
             at_key=True,
         )
     if spec.store.url is not None and spec.store.url_env is not None:
-        yield Finding(("spec", "store"), "give store.url or store.url_env, not both", code="store", at_key=True)
+        yield Finding(
+            ("spec", "store"),
+            "give store.url or store.url_env, not both",
+            code="store",
+            at_key=True,
+        )
     names = [schedule.name for schedule in spec.schedules]
     for index, name in enumerate(names):
         if name in names[:index]:
-            yield Finding(("spec", "schedules", index, "name"), f"the schedule name {name!r} is used twice", code="duplicate")
+            yield Finding(
+                ("spec", "schedules", index, "name"),
+                f"the schedule name {name!r} is used twice",
+                code="duplicate",
+            )

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from polytrade.errors import SpecIssue
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_FILE_BYTES: Final = 1024 * 1024
 """A spec larger than this (1 MiB) is refused before it is parsed."""
@@ -59,18 +61,19 @@ _CoreResolver.add_implicit_resolver(
     ),
     list("-+.0123456789"),
 )
-_CoreResolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_CoreResolver.add_implicit_resolver(
+    _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
 
-_Parser: type = getattr(yaml, "CParser", yaml.parser.Parser)
-_USES_C = _Parser is not yaml.parser.Parser
+_CParser: Any = getattr(yaml, "CParser", None)  # libyaml; absent in pure-Python builds
 
-if _USES_C:
+if _CParser is not None:
 
-    class _Composer(yaml.CParser, _CoreResolver):  # type: ignore[misc]
+    class _Composer(_CParser, _CoreResolver):  # type: ignore[misc]
         """Composes nodes with libyaml and resolves scalars with the core schema."""
 
         def __init__(self, stream: str) -> None:
-            yaml.CParser.__init__(self, stream)
+            _CParser.__init__(self, stream)
             _CoreResolver.__init__(self)
 
 else:  # pragma: no cover - PyYAML wheels ship libyaml; this keeps source builds working
@@ -155,7 +158,9 @@ def read_yaml(path: Path, display: str) -> YamlDocument:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise YamlFatalError([_issue(display, 1, 1, f"cannot read the file: {exc.strerror}")]) from exc
+        raise YamlFatalError(
+            [_issue(display, 1, 1, f"cannot read the file: {exc.strerror}")]
+        ) from exc
     if size > MAX_FILE_BYTES:
         raise YamlFatalError(
             [
@@ -214,8 +219,12 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
     return doc
 
 
-def _issue(file: str, line: int, column: int, message: str, hint: str = "", *, code: str = "yaml") -> SpecIssue:
-    return SpecIssue(file=file, line=line, column=column, path="", message=message, hint=hint, code=code)
+def _issue(
+    file: str, line: int, column: int, message: str, hint: str = "", *, code: str = "yaml"
+) -> SpecIssue:
+    return SpecIssue(
+        file=file, line=line, column=column, path="", message=message, hint=hint, code=code
+    )
 
 
 def _syntax_issue(exc: yaml.MarkedYAMLError, display: str) -> SpecIssue:
@@ -269,7 +278,9 @@ class _Builder:
 
     def fatal(self, node: Node, message: str, hint: str, code: str) -> YamlFatalError:
         pos = _position(node)
-        return YamlFatalError([_issue(self.doc.file, pos.line, pos.column, message, hint, code=code)])
+        return YamlFatalError(
+            [_issue(self.doc.file, pos.line, pos.column, message, hint, code=code)]
+        )
 
     def build(self, node: Node, path: Path_) -> Any:
         self.nodes += 1
@@ -282,7 +293,12 @@ class _Builder:
             )
         ident = id(node)
         if ident in self.active:
-            raise self.fatal(node, "an alias refers to the node that contains it", "remove the recursive alias", "alias_recursion")
+            raise self.fatal(
+                node,
+                "an alias refers to the node that contains it",
+                "remove the recursive alias",
+                "alias_recursion",
+            )
         if ident in self.seen and not isinstance(node, ScalarNode):
             self.alias_uses += 1
             if self.alias_uses > MAX_ALIAS_USES:
@@ -398,10 +414,8 @@ def _to_int(value: str) -> int:
     text = value.lower()
     sign = -1 if text.startswith("-") else 1
     text = text.lstrip("+-")
-    if text.startswith("0o"):
-        return sign * int(text[2:], 8)
-    if text.startswith("0x"):
-        return sign * int(text[2:], 16)
+    if text.startswith(("0o", "0x")):
+        return sign * int(text, 0)
     return sign * int(text)
 
 

@@ -1,3 +1,4 @@
 """Overfitting guardrails: walk-forward, PSR/DSR, PBO, Monte Carlo, parameter stability.
 
-Layer 5."""
+Layer 5.
+"""

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from polytrade.spec.models.base import Items, Date, RefPath, SpecModel
+from polytrade.spec.models.base import Date, Items, RefPath, SpecModel
 
 Metric = Literal[
     "median_fold_sharpe",
@@ -30,7 +30,7 @@ class DataRange(SpecModel):
     @classmethod
     def _after_start(cls, value: object, info: ValidationInfo) -> object:
         start = info.data.get("start")
-        if value is not None and start is not None and value <= start:  # type: ignore[operator]
+        if value is not None and start is not None and value <= start:
             raise ValueError(f"Input should be after start ({start})")
         return value
 
@@ -85,14 +85,18 @@ class Objective(SpecModel):
 class GeneticOperators(SpecModel):
     """Variation rates of the genetic algorithm."""
 
-    crossover_prob: float = Field(0.9, ge=0, le=1, description="Probability of crossover, fraction.")
+    crossover_prob: float = Field(
+        0.9, ge=0, le=1, description="Probability of crossover, fraction."
+    )
     mutation_prob: float = Field(
         0.2, ge=0, le=1, description="Probability that an individual mutates, fraction."
     )
     eta_crossover: float = Field(
         20.0, gt=0, description="Distribution index of simulated binary crossover."
     )
-    eta_mutation: float = Field(20.0, gt=0, description="Distribution index of polynomial mutation.")
+    eta_mutation: float = Field(
+        20.0, gt=0, description="Distribution index of polynomial mutation."
+    )
 
 
 class Gates(SpecModel):
@@ -163,9 +167,9 @@ class EvolutionSpec(SpecModel):
         description="Backtest profile giving data, costs and risk budget, relative to this file."
     )
     data: DataRange | None = Field(None, description="Overrides the profile's data range.")
-    lockbox: Lockbox = Field(default_factory=Lockbox, description="Held-out final data.")  # type: ignore[arg-type]
+    lockbox: Lockbox = Field(default_factory=Lockbox, description="Held-out final data.")
     walk_forward: WalkForward = Field(
-        default_factory=WalkForward,  # type: ignore[arg-type]
+        default_factory=WalkForward,
         description="Out-of-sample scheme.",
     )
     objectives: Items[Objective] = Field(
@@ -177,10 +181,10 @@ class EvolutionSpec(SpecModel):
     generations: int = Field(ge=1, le=100_000, description="Generations to run.")
     seed: int = Field(ge=0, description="Random seed; the same seed gives the same candidates.")
     operators: GeneticOperators = Field(
-        default_factory=GeneticOperators,  # type: ignore[arg-type]
+        default_factory=GeneticOperators,
         description="Variation rates.",
     )
-    gates: Gates = Field(default_factory=Gates, description="Promotion gates.")  # type: ignore[arg-type]
+    gates: Gates = Field(default_factory=Gates, description="Promotion gates.")
     backend: Backend = Field(
         default_factory=lambda: LocalBackend(type="local"), description="Where evaluation runs."
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
-from polytrade.spec.models.base import Items, Date, EnvVarName, Identifier, RefPath, SpecModel
+from polytrade.spec.models.base import Date, EnvVarName, Identifier, Items, RefPath, SpecModel
 
 Url = Annotated[
     str,
@@ -74,7 +75,7 @@ class CatalogData(SpecModel):
     @classmethod
     def _after_start(cls, value: object, info: ValidationInfo) -> object:
         start = info.data.get("start")
-        if value is not None and start is not None and value <= start:  # type: ignore[operator]
+        if value is not None and start is not None and value <= start:
             raise ValueError(f"Input should be after start ({start})")
         return value
 
@@ -85,10 +86,7 @@ class SyntheticData(SpecModel):
     source: Literal["synthetic"] = Field(description="Data source.")
     seed: int = Field(ge=0, description="Random seed; the same seed gives the same market.")
     days: int = Field(365, ge=1, le=36500, description="Length of the generated history, days.")
-    start: Date = Field(
-        "2024-01-01",  # type: ignore[assignment]
-        description="Timestamp of the first generated bar (UTC).",
-    )
+    start: Date = Field(dt.date(2024, 1, 1), description="Day of the first generated bar (UTC).")
 
 
 class FileData(SpecModel):
@@ -200,16 +198,19 @@ class Funding(SpecModel):
 class ExecutionModel(SpecModel):
     """Costs and fill realism of the simulated venue (backtest and paper)."""
 
-    fees: Fees = Field(default_factory=Fees, description="Maker/taker fees.")  # type: ignore[arg-type]
+    fees: Fees = Field(default_factory=Fees, description="Maker/taker fees.")
     slippage: Slippage = Field(
         default_factory=lambda: FixedSlippage(model="fixed", bps=2.0),
         description="Slippage model.",
     )
     latency_ms: int = Field(
-        250, ge=0, le=60000, description="Delay from bar close to the venue receiving the order, ms."
+        250,
+        ge=0,
+        le=60000,
+        description="Delay from bar close to the venue receiving the order, ms.",
     )
-    fills: Fills = Field(default_factory=Fills, description="Fill rules.")  # type: ignore[arg-type]
-    funding: Funding = Field(default_factory=Funding, description="Funding source.")  # type: ignore[arg-type]
+    fills: Fills = Field(default_factory=Fills, description="Fill rules.")
+    funding: Funding = Field(default_factory=Funding, description="Funding source.")
 
 
 class Store(SpecModel):
@@ -222,7 +223,8 @@ class Store(SpecModel):
         "folder. When neither url nor url_env is given: sqlite:///polytrade.db.",
     )
     url_env: EnvVarName | None = Field(
-        None, description="Environment variable holding the URL; use it when the URL has a password."
+        None,
+        description="Environment variable holding the URL; use it when the URL has a password.",
     )
 
 
@@ -301,13 +303,13 @@ class ProfileSpec(SpecModel):
     risk: RefPath = Field(description="RiskBudget spec, relative to this file.")
     data: DataSource = Field(description="Market data source.")
     execution: ExecutionModel = Field(
-        default_factory=ExecutionModel,  # type: ignore[arg-type]
+        default_factory=ExecutionModel,
         description="Simulated-venue costs and fill model.",
     )
-    store: Store = Field(default_factory=Store, description="Persistence.")  # type: ignore[arg-type]
+    store: Store = Field(default_factory=Store, description="Persistence.")
     monitoring: Monitoring = Field(
-        default_factory=Monitoring,  # type: ignore[arg-type]
+        default_factory=Monitoring,
         description="Health, metrics, alerts.",
     )
     schedules: Items[Schedule] = Field((), description="Recurring worker tasks.")
-    parity: Parity = Field(default_factory=Parity, description="Parity tolerances.")  # type: ignore[arg-type]
+    parity: Parity = Field(default_factory=Parity, description="Parity tolerances.")

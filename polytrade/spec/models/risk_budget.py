@@ -89,19 +89,19 @@ class CircuitBreakers(SpecModel):
     """Automatic halts for abnormal conditions."""
 
     volatility: VolatilityBreaker = Field(
-        default_factory=VolatilityBreaker,  # type: ignore[arg-type]
+        default_factory=VolatilityBreaker,
         description="Volatility halt.",
     )
     error_rate: ErrorRateBreaker = Field(
-        default_factory=ErrorRateBreaker,  # type: ignore[arg-type]
+        default_factory=ErrorRateBreaker,
         description="Error-rate halt.",
     )
     stale_data: StaleDataBreaker = Field(
-        default_factory=StaleDataBreaker,  # type: ignore[arg-type]
+        default_factory=StaleDataBreaker,
         description="Stale-data halt.",
     )
     clock_skew: ClockSkewBreaker = Field(
-        default_factory=ClockSkewBreaker,  # type: ignore[arg-type]
+        default_factory=ClockSkewBreaker,
         description="Clock-skew halt.",
     )
 
@@ -146,15 +146,15 @@ class RiskBudgetSpec(SpecModel):
     )
     loss_streak: LossStreak | None = Field(None, description="Optional pause after losing trades.")
     order_rate: OrderRate = Field(
-        default_factory=OrderRate,  # type: ignore[arg-type]
+        default_factory=OrderRate,
         description="Client-side order-rate limits.",
     )
     circuit_breakers: CircuitBreakers = Field(
-        default_factory=CircuitBreakers,  # type: ignore[arg-type]
+        default_factory=CircuitBreakers,
         description="Automatic halts.",
     )
     kill_switch: KillSwitch = Field(
-        default_factory=KillSwitch,  # type: ignore[arg-type]
+        default_factory=KillSwitch,
         description="Kill-switch policy.",
     )
 

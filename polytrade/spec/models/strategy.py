@@ -8,9 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from polytrade.core.timeframes import Timeframe
-from polytrade.spec.models.base import Items, Expression, Identifier, SpecModel, Symbol
-
-# ---------------------------------------------------------------- params (genes)
+from polytrade.spec.models.base import Expression, Identifier, Items, SpecModel, Symbol
 
 
 class _NumericParam(SpecModel):
@@ -107,7 +105,7 @@ class ChoiceParam(SpecModel):
 
     @field_validator("default")
     @classmethod
-    def _default_listed(cls, value: int | float | str, info: ValidationInfo) -> int | float | str:
+    def _default_listed(cls, value: float | str, info: ValidationInfo) -> int | float | str:
         choices = info.data.get("choices")
         if choices is not None and value not in choices:
             raise ValueError(f"Input should be one of the choices {list(choices)}")
@@ -123,8 +121,6 @@ class BoolParam(SpecModel):
 
 
 Param = Annotated[IntParam | FloatParam | ChoiceParam | BoolParam, Field(discriminator="type")]
-
-# ---------------------------------------------------------------- stops, sizing, execution
 
 
 class Stops(SpecModel):
@@ -142,7 +138,7 @@ class Stops(SpecModel):
     )
     trailing: Expression | None = Field(
         None,
-        description="Distance from the best price since entry to a trailing stop, in USDT per coin.",
+        description="Distance of a trailing stop from the best price since entry, USDT per coin.",
     )
     max_bars: Annotated[int, Field(ge=1)] | Identifier | None = Field(
         None,
@@ -311,7 +307,7 @@ class StrategySpec(SpecModel):
     exit_long: Expression | None = Field(None, description="Boolean: close a long.")
     entry_short: Expression | None = Field(None, description="Boolean: open (or hold) a short.")
     exit_short: Expression | None = Field(None, description="Boolean: close a short.")
-    stops: Stops = Field(default_factory=Stops, description="Protective exits.")  # type: ignore[arg-type]
+    stops: Stops = Field(default_factory=Stops, description="Protective exits.")
     sizing: Sizing = Field(description="How large a position is.")
     execution: Execution = Field(
         default_factory=lambda: MarketExecution(style="market"),
