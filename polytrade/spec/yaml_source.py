@@ -16,6 +16,7 @@ available and converts it to plain data itself, so that:
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -65,7 +66,15 @@ _CoreResolver.add_implicit_resolver(
     _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
 )
 
-_CParser: Any = getattr(yaml, "CParser", None)  # libyaml; absent in pure-Python builds
+def _libyaml_parser() -> Any:
+    # libyaml's parser is about ten times faster; pure-Python builds of PyYAML lack it.
+    try:
+        return importlib.import_module("yaml.cyaml").CParser
+    except (ImportError, AttributeError):  # pragma: no cover
+        return None
+
+
+_CParser: Any = _libyaml_parser()
 
 if _CParser is not None:
 

@@ -1,0 +1,31 @@
+# Every target sets up what it needs: uv (installed if missing) and the locked environment.
+UV := .ci/uv
+RUN := $(UV) run --locked
+
+.PHONY: setup demo lint typecheck test bench check schemas
+
+setup:  ## install uv if missing, then the exact locked dependencies
+	@$(UV) sync --locked --quiet
+
+demo: setup  ## the main job on the embedded default (today: validate every spec)
+	$(RUN) polytrade validate strategies profiles
+
+lint: setup  ## ruff, formatting, the import-layer contract, schema drift
+	$(RUN) ruff check polytrade tests bench
+	$(RUN) ruff format --check polytrade tests bench
+	$(RUN) lint-imports
+	$(RUN) polytrade schema check
+
+typecheck: setup  ## mypy --strict on the package
+	$(RUN) mypy
+
+test: setup  ## the whole test suite
+	$(RUN) pytest -q
+
+bench: setup  ## benchmarks (figures, not pass/fail)
+	$(RUN) python bench/validate_specs.py
+
+schemas: setup  ## regenerate schemas/ from the models
+	$(RUN) polytrade schema export
+
+check: lint typecheck test  ## what CI runs (.ci/run)
