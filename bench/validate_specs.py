@@ -75,17 +75,18 @@ def main() -> None:
         cold = []
         for _ in range(RUNS):
             start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)  # noqa: S603
+            subprocess.run(command, check=True, capture_output=True)
             cold.append(time.perf_counter() - start)
 
+    warm, whole = statistics.median(in_process), statistics.median(cold)
     print(f"validate {count} specs (median of {RUNS} runs; min in brackets)")
     print(
-        f"  in-process SpecLoader.check : {statistics.median(in_process) * 1e3:7.1f} ms"
-        f"  [{min(in_process) * 1e3:.1f}]  = {statistics.median(in_process) / count * 1e3:.2f} ms/spec"
+        f"  in-process SpecLoader.check : {warm * 1e3:7.1f} ms  [{min(in_process) * 1e3:.1f}]"
+        f"  = {warm / count * 1e3:.2f} ms/spec"
     )
     print(
-        f"  polytrade validate (process): {statistics.median(cold) * 1e3:7.1f} ms"
-        f"  [{min(cold) * 1e3:.1f}]  target < 1000 ms"
+        f"  polytrade validate (process): {whole * 1e3:7.1f} ms  [{min(cold) * 1e3:.1f}]"
+        "  target < 1000 ms"
     )
 
 

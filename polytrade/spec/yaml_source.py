@@ -66,6 +66,7 @@ _CoreResolver.add_implicit_resolver(
     _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
 )
 
+
 def _libyaml_parser() -> Any:
     # libyaml's parser is about ten times faster; pure-Python builds of PyYAML lack it.
     try:
