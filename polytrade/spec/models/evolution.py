@@ -135,7 +135,10 @@ class Gates(SpecModel):
         True, description="Require the evolution region to be at least MinBTL long."
     )
     spa_pvalue_max: float | None = Field(
-        None, gt=0, le=1, description="Optional Hansen SPA p-value vs cash and buy-and-hold."
+        None,
+        gt=0,
+        le=1,
+        description="Optional Hansen SPA p-value (probability) vs cash and buy-and-hold.",
     )
 
 

@@ -59,7 +59,8 @@ class StrategyAllocation(SpecModel):
     )
     params: dict[Identifier, int | float | str | bool] = Field(
         default_factory=dict,
-        description="Param overrides by name; each must be a param of the strategy, in bounds.",
+        description="Param overrides by name, each in the param's own unit; each must be a "
+        "param of the strategy, within its bounds.",
     )
 
 
@@ -277,7 +278,8 @@ class Schedule(SpecModel):
         description="What runs."
     )
     args: dict[Identifier, int | float | str | bool] = Field(
-        default_factory=dict, description="Arguments of the task."
+        default_factory=dict,
+        description="Arguments of the task, each in the unit the task documents (count, days...).",
     )
 
 

@@ -64,7 +64,7 @@ class VolatilityBreaker(SpecModel):
 class ErrorRateBreaker(SpecModel):
     """Halt when the venue keeps failing."""
 
-    max_errors: int = Field(5, ge=1, description="Failed requests that trip the breaker.")
+    max_errors: int = Field(5, ge=1, description="Failed requests (count) that trip the breaker.")
     window_seconds: int = Field(60, ge=1, description="Window in which errors are counted, s.")
     cooldown_seconds: int = Field(300, ge=0, description="Halt length after it trips, seconds.")
 
