@@ -20,7 +20,7 @@ typecheck: setup  ## mypy --strict on the package
 	$(RUN) mypy
 
 test: setup  ## the whole test suite
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n 2
 
 bench: setup  ## benchmarks (figures, not pass/fail)
 	$(RUN) python bench/validate_specs.py

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from polytrade.cli import new, schema, validate
+from polytrade.cli import new, operators, schema, signals, validate
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode, PolytradeError
 
@@ -27,6 +27,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command(name="validate", epilog=EXIT_CODES_HELP)(validate.validate)
+app.command(name="signals", epilog=EXIT_CODES_HELP)(signals.signals)
+app.command(name="operators")(operators.operators)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")
 

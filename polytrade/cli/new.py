@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
+from polytrade.cli.loading import spec_loader
 from polytrade.cli.output import emit_line, stderr
 from polytrade.errors import SpecError, UsageError
-from polytrade.spec import SpecLoader
+from polytrade.spec.loader import display_path
 from polytrade.spec.scaffold import profile_yaml, risk_budget_yaml, strategy_yaml
 
 app = typer.Typer(help="Create a new spec from a valid starting point.", no_args_is_help=True)
@@ -40,10 +42,14 @@ def _write(target: Path, text: str, *, force: bool) -> None:
     temporary = target.with_name(f".{target.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
     try:
-        SpecLoader().load(temporary)
-    except SpecError:
+        spec_loader().load(temporary)
+    except SpecError as exc:
         temporary.unlink()
-        raise
+        # Name the file the user asked for, not the hidden one that was checked.
+        hidden = display_path(temporary.resolve())
+        raise SpecError(
+            [replace(i, file=str(target)) if i.file == hidden else i for i in exc.issues]
+        ) from None
     temporary.replace(target)
     emit_line(str(target))
     stderr.print(f"[green]✓[/green] created {target}; check it with `polytrade validate {target}`")

@@ -10,6 +10,8 @@ from rich.console import Console
 
 stderr = Console(stderr=True, highlight=False)
 """Human-facing messages. Rich turns colour off by itself when stderr is not a terminal."""
+stdout = Console(highlight=False)
+"""Tables that are a command's result."""
 
 
 def emit_json(document: Any) -> None:

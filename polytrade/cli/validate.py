@@ -7,9 +7,17 @@ from pathlib import Path
 
 import typer
 
+from polytrade.cli.loading import spec_loader
 from polytrade.cli.output import emit_json, emit_line, stderr
 from polytrade.errors import ExitCode, UsageError
-from polytrade.spec import SpecLoader, expand_paths
+from polytrade.spec import expand_paths
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def validate(
@@ -24,14 +32,14 @@ def validate(
 
     Errors are printed as `file:line:col field.path: message (hint)`; all of them at once.
     """
-    missing = [str(path) for path in paths if not path.exists()]
+    missing = [str(path) for path in paths if not _exists(path)]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
-    files = list(expand_paths(paths))
+    files = list(dict.fromkeys(path.resolve() for path in expand_paths(paths)))
     if not files:
         raise UsageError(f"no spec files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
 
-    loader = SpecLoader()
+    loader = spec_loader()
     count, issues = loader.check(files)
     if as_json:
         emit_json([issue.as_dict() for issue in issues])

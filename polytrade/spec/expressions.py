@@ -16,7 +16,10 @@ This module checks syntax only. Which names exist is decided by the strategy (se
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -42,6 +45,7 @@ FIELDS: Final[dict[str, str]] = {
 
 _HTF_MARK: Final = "\u01c2"  # a letter, so `close@4h` becomes one identifier of the same length
 _HTF_RE: Final = re.compile(r"(?<![\w.])([A-Za-z_]\w*)@(\w+)")
+_PY_LINE: Final = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 _BINOPS: Final = {
     ast.Add: "+",
@@ -75,6 +79,22 @@ _REFUSED: Final[dict[type[ast.AST], tuple[str, str]]] = {
     ast.Yield: ("yield is not allowed", ""),
     ast.YieldFrom: ("yield is not allowed", ""),
 }
+
+
+_SYMBOLS: Final[dict[type[ast.AST], str]] = {
+    ast.FloorDiv: "//",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.MatMult: "@",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+"""How users wrote the operators the language refuses."""
 
 
 class ExpressionError(ValueError):
@@ -137,21 +157,95 @@ def parse_expression(source: str) -> ParsedExpression:
         raise ExpressionError(
             f"the character {_HTF_MARK!r} is not allowed", offset=source.index(_HTF_MARK)
         )
+    if "\x00" in source:
+        raise ExpressionError("the character '\\x00' is not allowed", offset=source.index("\x00"))
+    # `close@4h` -> `closeǂ4h`: one character for another, so character offsets still match.
     rewritten = _HTF_RE.sub(lambda m: f"{m.group(1)}{_HTF_MARK}{m.group(2)}", source)
     lead = len(rewritten) - len(rewritten.lstrip())
-    stripped_lines = rewritten.strip().splitlines(keepends=True) or [""]
+    stripped = rewritten.strip()
+    # Parenthesised, an expression may span lines (YAML block scalars) at any indentation.
+    wrapped = f"({stripped}\n)"
     try:
-        # Parenthesised, an expression may span lines (YAML block scalars) at any indentation.
-        tree = ast.parse(f"({rewritten.strip()}\n)", mode="eval")
+        tree = _parse(wrapped)
     except SyntaxError as exc:
-        column = (exc.offset or 1) - 1 - (1 if exc.lineno in {None, 1} else 0)
-        offset = lead + _char_offset(stripped_lines, exc.lineno or 1, max(column, 0), utf8=False)
-        raise ExpressionError(f"syntax error: {exc.msg}", offset=min(offset, len(source))) from None
+        raise _syntax_error(exc, stripped, lead, len(source)) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(
             "the expression is nested too deeply", hint=f"at most {MAX_DEPTH} levels"
         ) from None
-    return _check(source, tree, lead)
+    if isinstance(tree.body, ast.Tuple) and not tree.body.elts:
+        # Only a comment or a line continuation: the added parentheses alone make `()`.
+        raise ExpressionError("the expression is empty")
+    if tree.body.lineno == 1 and tree.body.col_offset == 0:
+        # The added "(" became part of the expression: the text closes a parenthesis it never
+        # opened, as in `a) + (b`, which must not pass as `(a) + (b)`.
+        unmatched = _unmatched_close(stripped)
+        if unmatched is not None:
+            raise ExpressionError("syntax error: unmatched ')'", offset=lead + unmatched)
+    return _check(source, wrapped, tree, lead)
+
+
+def _syntax_error(exc: SyntaxError, stripped: str, lead: int, length: int) -> ExpressionError:
+    """The ExpressionError for a SyntaxError raised on the parenthesised text, well placed."""
+    error, wrapped = exc, True
+    in_wrapper = (exc.lineno or 1) > 1 or (exc.offset or 1) <= 1
+    if in_wrapper and len(_lines(stripped)) == 1:
+        # Python blames the parentheses added around the text (e.g. for an unmatched ")"):
+        # without them a one-line expression shows where the error really is.
+        try:
+            _parse(stripped)
+        except SyntaxError as bare:
+            if bare.lineno == 1 and 1 <= (bare.offset or 0) <= len(stripped):
+                error, wrapped = bare, False
+    parsed = f"({stripped}\n)" if wrapped else stripped
+    # SyntaxError counts characters from 1; the added "(" shifts everything by one more.
+    column = _char_offset(_lines(parsed), error.lineno or 1, (error.offset or 1) - 1, utf8=False)
+    offset = lead + max(column - (1 if wrapped else 0), 0)
+    return ExpressionError(
+        f"syntax error: {error.msg}", offset=min(offset, length), hint=_syntax_hint(stripped)
+    )
+
+
+def _syntax_hint(text: str) -> str:
+    """What the usual mistakes behind a syntax error look like, and how to write them."""
+    if re.search(r"\)\s*@", text):
+        return "only bar fields take a timeframe: write ema(close@4h, 20), not ema(close, 20)@4h"
+    if re.search(r"[0-9.]\s*%(?!\s*[\w(])", text):
+        return "write percentages as fractions: 0.05, not 5%"
+    if re.search(r"(?<![<>=!])=(?!=)", text):
+        return "compare with ==; expressions cannot assign"
+    if "&&" in text or "||" in text:
+        return "write 'and' / 'or'"
+    return ""
+
+
+def _parse(text: str) -> ast.Expression:
+    with warnings.catch_warnings():
+        # Python warns about some code it still compiles (an invalid escape in a string, a
+        # literal called like a function); the whitelist refuses those with a message of its
+        # own, so the warning must neither be printed nor, under -W error, become an error.
+        warnings.simplefilter("ignore")
+        return ast.parse(text, mode="eval")
+
+
+def _unmatched_close(text: str) -> int | None:
+    """Character offset of the first closing bracket in `text` that closes nothing."""
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type != tokenize.OP or token.string not in "()[]{}":
+                continue
+            depth += 1 if token.string in "([{" else -1
+            if depth < 0:
+                return _char_offset(_lines(text), token.start[0], token.start[1], utf8=False)
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines with their ends, as Python's tokenizer counts them (str.splitlines counts more)."""
+    return _PY_LINE.findall(text) or [""]
 
 
 def _char_offset(lines: list[str], lineno: int, col: int, *, utf8: bool) -> int:
@@ -162,12 +256,14 @@ def _char_offset(lines: list[str], lineno: int, col: int, *, utf8: bool) -> int:
     return before + col
 
 
-def _check(source: str, tree: ast.Expression, lead: int) -> ParsedExpression:
-    stripped_lines = source.strip().splitlines(keepends=True) or [""]
+def _check(source: str, parsed: str, tree: ast.Expression, lead: int) -> ParsedExpression:
+    # Column offsets count UTF-8 bytes of the parsed text, where `ǂ` takes two bytes and the
+    # `@` it replaces one: convert them on the parsed text itself.
+    parsed_lines = _lines(parsed)
 
     def offset_of(node: ast.expr) -> int:
-        column = _char_offset(stripped_lines, node.lineno, node.col_offset, utf8=True)
-        return lead + column - (1 if node.lineno == 1 else 0)  # the added "("
+        column = _char_offset(parsed_lines, node.lineno, node.col_offset, utf8=True)
+        return lead + max(column - 1, 0)  # the added "(" (a tuple starts at it)
 
     checker = _Whitelist(offset_of)
     stack: list[tuple[ast.expr, int]] = [(tree.body, 1)]
@@ -226,7 +322,9 @@ class _Whitelist:
                 offset=at,
                 hint="write a higher timeframe as field@timeframe, e.g. close@4h",
             )
-        raise ExpressionError(f"the operator {type(node.op).__name__!r} is not allowed", offset=at)
+        symbol = _SYMBOLS.get(type(node.op), type(node.op).__name__)
+        hint = "use 'and' / 'or' for conditions" if symbol in {"&", "|", "^"} else ""
+        raise ExpressionError(f"the operator {symbol!r} is not allowed", offset=at, hint=hint)
 
     def visit_UnaryOp(self, node: ast.UnaryOp, at: int) -> None:  # noqa: N802
         if not isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
@@ -242,7 +340,8 @@ class _Whitelist:
             )
         if not isinstance(node.ops[0], _COMPARES):
             raise ExpressionError(
-                f"the comparison {type(node.ops[0]).__name__!r} is not allowed",
+                f"the comparison {_SYMBOLS.get(type(node.ops[0]), type(node.ops[0]).__name__)!r} "
+                "is not allowed",
                 offset=at,
                 hint="use < <= > >= == !=",
             )

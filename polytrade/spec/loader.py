@@ -8,7 +8,9 @@ between files resolve relative to the referring file and are loaded once per loa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, get_args, get_origin
 
@@ -24,7 +26,7 @@ from polytrade.spec.models import (
     RiskBudgetDocument,
     StrategyDocument,
 )
-from polytrade.spec.secrets_scan import find_secrets
+from polytrade.spec.secrets_scan import find_secrets, secret_texts
 from polytrade.spec.semantics import (
     Finding,
     PathT,
@@ -42,7 +44,7 @@ from polytrade.spec.yaml_source import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator, Mapping
 
     from pydantic_core import ErrorDetails
 
@@ -56,6 +58,8 @@ class LoadedSpec:
     path: Path
     document: Document
     references: dict[str, LoadedSpec] = field(default_factory=dict)
+    source: YamlDocument | None = field(default=None, repr=False, compare=False)
+    """Where each key and value stands in the file (for issues found after loading)."""
 
     @property
     def kind(self) -> str:
@@ -72,12 +76,22 @@ def display_path(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-class SpecLoader:
-    """Loads spec files and their references, caching each file's outcome."""
+Check = Callable[[Any], Iterable[Finding]]
+"""A further check of a valid document (e.g. the signal compiler's type check)."""
 
-    def __init__(self) -> None:
+
+class SpecLoader:
+    """Loads spec files and their references, caching each file's outcome.
+
+    `checks` adds checks by kind that lower layers cannot make themselves: the CLI passes the
+    signal compiler's type check for Strategy documents, so `validate` reports type errors
+    with their lines like every other error.
+    """
+
+    def __init__(self, checks: Mapping[str, Check] | None = None) -> None:
         self._done: dict[Path, LoadedSpec | tuple[SpecIssue, ...]] = {}
         self._loading: set[Path] = set()
+        self._checks = dict(checks or {})
 
     def load(self, path: str | Path) -> LoadedSpec:
         """Load one spec; raises SpecError listing every issue found in it and its references."""
@@ -87,13 +101,21 @@ class SpecLoader:
         raise SpecError(outcome)
 
     def check(self, paths: Iterable[str | Path]) -> tuple[int, list[SpecIssue]]:
-        """Check files and folders (recursively); returns (files checked, all issues)."""
-        files = list(expand_paths(paths))
+        """Check files and folders (recursively); returns (files checked, all issues).
+
+        A file named twice (directly and through its folder) is checked once. Two documents of
+        one kind may not share a `metadata.name`.
+        """
+        files = list(dict.fromkeys(file.resolve() for file in expand_paths(paths)))
         issues: set[SpecIssue] = set()
+        loaded: list[LoadedSpec] = []
         for file in files:
-            outcome = self._load(file.resolve())
-            if not isinstance(outcome, LoadedSpec):
+            outcome = self._load(file)
+            if isinstance(outcome, LoadedSpec):
+                loaded.append(outcome)
+            else:
                 issues.update(outcome)
+        issues.update(_duplicate_names(loaded))
         return len(files), sorted(issues)
 
     # ------------------------------------------------------------------ one file
@@ -115,10 +137,13 @@ class SpecLoader:
             yaml_doc = read_yaml(path, display)
         except YamlFatalError as exc:
             return tuple(exc.issues)
-        ctx = _FileContext(yaml_doc)
-        ctx.issues.extend(yaml_doc.issues)
+        ctx = _FileContext(yaml_doc, secret_texts(yaml_doc.data))
+        for issue in yaml_doc.issues:
+            ctx.add_issue(issue)
         secrets = list(find_secrets(yaml_doc.data))
+        # pydantic errors at these paths only repeat a problem already reported.
         secret_paths = {finding.path for finding in secrets}
+        refused = {issue.path for issue in yaml_doc.issues if issue.code == "tag"}
         ctx.extend(secrets)
 
         document_cls = self._document_class(ctx)
@@ -130,7 +155,7 @@ class SpecLoader:
             model = document_cls.model_validate(yaml_doc.data)
         except ValidationError as exc:
             for error in exc.errors(include_url=False, include_input=False):
-                ctx.add_pydantic(error, document_cls, secret_paths)
+                ctx.add_pydantic(error, document_cls, secret_paths, refused)
         if document_cls is StrategyDocument:
             # On the raw data, so name errors show up beside structural ones.
             ctx.extend(check_strategy(yaml_doc.data))
@@ -139,12 +164,14 @@ class SpecLoader:
         if ctx.issues:
             return tuple(ctx.issues)
         assert model is not None  # noqa: S101 - no issue means validation succeeded
-        return LoadedSpec(path=path, document=model, references=references)
+        return LoadedSpec(path=path, document=model, references=references, source=yaml_doc)
 
     def _cross_checks(
         self, path: Path, model: Document | None, ctx: _FileContext
     ) -> dict[str, LoadedSpec]:
         references: dict[str, LoadedSpec] = {}
+        if model is not None and model.kind in self._checks:
+            ctx.extend(self._checks[model.kind](model))
         if isinstance(model, ProfileDocument):
             ctx.extend(check_profile(model.spec))
             self._profile_references(path, model, ctx, references)
@@ -191,11 +218,23 @@ class SpecLoader:
         expected: type[Document],
         ctx: _FileContext,
     ) -> LoadedSpec | None:
-        target = (referrer.parent / ref).resolve()
-        shown = display_path(target)
         what = expected.model_fields["kind"].annotation
         kind_name = get_args(what)[0] if get_args(what) else expected.__name__
-        if not target.is_file():
+        try:
+            target = (referrer.parent / ref).resolve()
+            exists = target.is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            ctx.add(
+                Finding(
+                    at,
+                    f"the referenced file cannot be opened: {exc.strerror}",
+                    f"paths are relative to {ctx.doc.file}",
+                    code="broken_reference",
+                )
+            )
+            return None
+        shown = display_path(target)
+        if not exists:
             ctx.add(
                 Finding(
                     at,
@@ -305,6 +344,25 @@ class SpecLoader:
                 )
 
 
+def _duplicate_names(loaded: list[LoadedSpec]) -> Iterator[SpecIssue]:
+    first: dict[tuple[str, str], LoadedSpec] = {}
+    for spec in sorted(loaded, key=lambda item: str(item.path)):
+        key = (spec.kind, spec.document.metadata.name)
+        if key not in first:
+            first[key] = spec
+            continue
+        where = spec.source.locate(("metadata", "name")) if spec.source else Position(1, 1)
+        yield SpecIssue(
+            display_path(spec.path),
+            where.line,
+            where.column,
+            "metadata.name",
+            f"the {spec.kind} name {key[1]!r} is also used by {display_path(first[key].path)}",
+            "names identify specs in runs and in the UI: make them unique",
+            "duplicate_name",
+        )
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -346,11 +404,23 @@ def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 class _FileContext:
-    """Issues of one file, positioned with the YAML marks."""
+    """Issues of one file, positioned with the YAML marks, with its secret values masked."""
 
-    def __init__(self, doc: YamlDocument) -> None:
+    def __init__(self, doc: YamlDocument, secrets: Iterable[str] = ()) -> None:
         self.doc = doc
         self.issues: list[SpecIssue] = []
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value of the file replaced by `***`."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def add_issue(self, issue: SpecIssue) -> None:
+        self.issues.append(
+            replace(issue, message=self.redact(issue.message), hint=self.redact(issue.hint))
+        )
 
     def extend(self, findings: Iterable[Finding]) -> None:
         for finding in findings:
@@ -360,8 +430,13 @@ class _FileContext:
         pos = self.doc.locate(finding.path, key=finding.at_key)
         line, column = pos.line, pos.column
         if finding.offset is not None and finding.path in self.doc.values:
-            line, column = _offset_position(self.doc, self.doc.values[finding.path], finding.offset)
-        self.issues.append(
+            line, column = _offset_position(
+                self.doc,
+                self.doc.values[finding.path],
+                finding.offset,
+                _data_at(self.doc.data, finding.path),
+            )
+        self.add_issue(
             SpecIssue(
                 file=self.doc.file,
                 line=line,
@@ -374,12 +449,38 @@ class _FileContext:
         )
 
     def add_pydantic(
-        self, error: ErrorDetails, document_cls: type[BaseModel], secret_paths: set[PathT]
+        self,
+        error: ErrorDetails,
+        document_cls: type[BaseModel],
+        secret_paths: set[PathT],
+        refused: set[str],
     ) -> None:
         finding = _translate(error, self.doc.data, document_cls)
+        if format_path(finding.path) in refused:
+            return  # the value was refused (a forbidden tag); its type error adds nothing
         if finding.code == "extra_forbidden" and finding.path in secret_paths:
             return  # already reported as a secret, which is the real problem
+        if finding.code == "too_short" and _long_enough(self.doc.data, finding.path, error):
+            # pydantic counts only the items that validated; the list itself is long enough
+            # and its bad items are reported on their own.
+            return
         self.add(finding)
+
+
+def _long_enough(data: Any, path: PathT, error: ErrorDetails) -> bool:
+    minimum = error.get("ctx", {}).get("min_length")
+    value = _data_at(data, path)
+    return isinstance(minimum, int) and isinstance(value, list) and len(value) >= minimum
+
+
+def _data_at(data: Any, path: PathT) -> Any:
+    """The raw value at `path`, or None when the path does not exist in the data."""
+    current: Any = data
+    for part in path:
+        found, current = _child(current, part)
+        if not found:
+            return None
+    return current
 
 
 def _translate(error: ErrorDetails, data: Any, document_cls: type[BaseModel]) -> Finding:
@@ -461,16 +562,127 @@ def _value_at(data: Any, path: PathT) -> Any:
     return current
 
 
-def _offset_position(doc: YamlDocument, pos: Position, offset: int) -> tuple[int, int]:
-    """Line and column of character `offset` inside the scalar that starts at `pos`."""
-    if pos.style in {"|", ">"}:
-        # Block scalar: the text starts on the next line; its first line sets the indentation.
-        body = doc.lines[pos.line :]
-        indent = next((len(raw) - len(raw.lstrip(" ")) for raw in body if raw.strip()), 0)
-        before = "\n".join(raw[indent:] for raw in body)[:offset]
-        return pos.line + 1 + before.count("\n"), indent + 1 + len(before.rpartition("\n")[2])
+def _offset_position(doc: YamlDocument, pos: Position, offset: int, value: Any) -> tuple[int, int]:
+    """Line and column of character `offset` of the scalar `value` that starts at `pos`.
+
+    The scalar's text in the file is read token by token beside the value, so that lines
+    folded into spaces, indentation, escapes and doubled quotes are accounted for. When the
+    two cannot be matched, the offset is counted from the start of the scalar.
+    """
     quote = 1 if pos.style in {"'", '"'} else 0
-    return pos.line, pos.column + quote + offset
+    fallback = pos.line, pos.column + quote + offset
+    if not isinstance(value, str) or not 0 <= offset <= len(value):
+        return fallback
+    # 0-based; a block scalar's text starts after the line break that ends its indicator line.
+    start = pos.line - 1, pos.column - 1 + quote
+    if pos.style in {"|", ">"}:
+        start = pos.line - 1, len(doc.lines[pos.line - 1]) if pos.line <= len(doc.lines) else 0
+    tokens = list(islice(_scalar_tokens(doc.lines, *start, pos.style), 4 * len(value) + 16))
+    index, end = 0, start
+    for number, (produced, line, column, width) in enumerate(tokens):
+        if produced is None:  # a run of blanks and line breaks
+            taken = _whitespace_taken(value, index, islice(tokens, number + 1, None))
+            if index <= offset < index + taken:
+                return line + 1, column + 1
+            index += taken
+        elif produced:
+            if index == offset:
+                return line + 1, column + 1
+            if index >= len(value) or value[index] != produced:
+                return fallback
+            index += 1
+            end = line, column + width
+        if index == len(value) == offset:
+            return end[0] + 1, end[1] + 1
+    return fallback
+
+
+def _whitespace_taken(
+    value: str, index: int, after: Iterable[tuple[str | None, int, int, int]]
+) -> int:
+    """How much of the whitespace at value[index:] a run of blanks and line breaks stands for.
+
+    All of it, except the whitespace that the tokens right after the run stand for
+    themselves (an escaped tab or space, a blank inside the next line).
+    """
+    run = index
+    while run < len(value) and value[run].isspace():
+        run += 1
+    for produced, *_ in after:
+        if produced and not produced.isspace():
+            break
+        run -= bool(produced)
+    return max(run - index, 0)
+
+
+_ESCAPES: Final = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v",
+    "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\",
+    "N": "\x85", "_": "\xa0", "L": "\u2028", "P": "\u2029",
+}  # fmt: skip
+"""What each short escape of a double-quoted YAML scalar stands for."""
+_HEX_ESCAPES: Final = {"x": 2, "u": 4, "U": 8}
+
+
+def _scalar_tokens(
+    lines: list[str], line: int, column: int, style: str | None
+) -> Iterator[tuple[str | None, int, int, int]]:
+    """(what it stands for, line, column, width) for the text of a scalar onwards (0-based).
+
+    A token stands for one character; for nothing ("", an escaped line break with the
+    indentation after it); or, when None, for the blanks at the end of a line, its line break
+    and the indentation of the next ones, which the value keeps, folds into a space or drops.
+    """
+    while line < len(lines):
+        text = lines[line]
+        if column < len(text) and text[column] in " \t" and _skip_blanks(text, column) < len(text):
+            yield text[column], line, column, 1  # a blank inside a line stands for itself
+            column += 1
+        elif column >= len(text) or text[column] in " \t":
+            first = line, column
+            column = _skip_blanks(text, column)
+            while column >= len(text) and line + 1 < len(lines):
+                line += 1
+                text = lines[line]
+                column = _skip_blanks(text, 0)
+            yield None, *first, 0
+            if column >= len(text):
+                return
+        elif style == '"' and text[column] == "\\":
+            if column + 1 == len(text):  # an escaped line break: the indentation after it goes
+                yield "", line, column, 1
+                line += 1
+                column = _skip_blanks(lines[line], 0) if line < len(lines) else 0
+                continue
+            escape = _escape(text, column)
+            if escape is None:
+                return
+            yield escape[0], line, column, escape[1]
+            column += escape[1]
+        elif style == "'" and text.startswith("''", column):
+            yield "'", line, column, 2
+            column += 2
+        else:
+            yield text[column], line, column, 1
+            column += 1
+
+
+def _skip_blanks(text: str, column: int) -> int:
+    while column < len(text) and text[column] in " \t":
+        column += 1
+    return column
+
+
+def _escape(text: str, column: int) -> tuple[str, int] | None:
+    """The character a double-quoted escape at `column` stands for, and its width."""
+    code = text[column + 1]
+    if code in _HEX_ESCAPES:
+        digits = text[column + 2 : column + 2 + _HEX_ESCAPES[code]]
+        try:
+            return chr(int(digits, 16)), 2 + len(digits)
+        except ValueError:
+            return None
+    return (_ESCAPES[code], 2) if code in _ESCAPES else None
 
 
 def _unwrap(annotation: Any) -> list[Any]:

@@ -75,6 +75,8 @@ def strategy_expressions(spec: Mapping[str, Any]) -> Iterator[tuple[PathT, str]]
 
 def check_strategy(data: Any) -> list[Finding]:
     """Names, timeframes, cycles and rule coherence of a raw Strategy document."""
+    if not isinstance(_mapping(data).get("spec"), dict):
+        return []  # the models report a missing or malformed spec; there is nothing to check
     spec = _mapping(_mapping(data).get("spec"))
     params = _mapping(spec.get("params"))
     signals = _mapping(spec.get("signals"))
@@ -180,42 +182,53 @@ def _check_timeframe(
 
 
 def _cycles(edges: dict[str, list[str]]) -> Iterator[Finding]:
+    """Each cycle among signals once, named in order from its first signal in the file.
+
+    Iterative depth-first search: a chain of thousands of signals must not hit Python's
+    recursion limit.
+    """
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     reported: set[frozenset[str]] = set()
-
-    def visit(node: str, trail: list[str]) -> Iterator[list[str]]:
-        state[node] = 1
-        trail.append(node)
-        for nxt in edges.get(node, []):
-            if state.get(nxt) == 1:
-                yield [*trail[trail.index(nxt) :], nxt]
-            elif nxt not in state:
-                yield from visit(nxt, trail)
-        trail.pop()
-        state[node] = 2
-
     for start in edges:
         if start in state:
             continue
-        for cycle in visit(start, []):
-            members = frozenset(cycle)
-            if members in reported:
+        trail: list[str] = [start]
+        state[start] = 1
+        pending: list[Iterator[str]] = [iter(edges.get(start, []))]
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                pending.pop()
+                state[trail.pop()] = 2
                 continue
-            reported.add(members)
-            first = next(name for name in edges if name in members)
-            rotated = cycle[:-1]
-            rotated = rotated[rotated.index(first) :] + rotated[: rotated.index(first)] + [first]
-            message = (
-                f"signal {first!r} refers to itself"
-                if len(members) == 1
-                else "signals form a cycle: " + " -> ".join(rotated)
-            )
-            yield Finding(
-                ("spec", "signals", first),
-                message,
-                "a signal may use only signals that do not use it",
-                code="cycle",
-            )
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt) :]
+                members = frozenset(cycle)
+                if members not in reported:
+                    reported.add(members)
+                    yield _cycle_finding(edges, cycle)
+            elif nxt not in state:
+                state[nxt] = 1
+                trail.append(nxt)
+                pending.append(iter(edges.get(nxt, [])))
+
+
+def _cycle_finding(edges: dict[str, list[str]], cycle: list[str]) -> Finding:
+    members = set(cycle)
+    first = next(name for name in edges if name in members)
+    at = cycle.index(first)
+    ordered = [*cycle[at:], *cycle[:at], first]
+    message = (
+        f"signal {first!r} refers to itself"
+        if len(members) == 1
+        else "signals form a cycle: " + " -> ".join(ordered)
+    )
+    return Finding(
+        ("spec", "signals", first),
+        message,
+        "a signal may use only signals that do not use it",
+        code="cycle",
+    )
 
 
 def _rule_coherence(spec: Mapping[str, Any], params: Mapping[str, Any]) -> Iterator[Finding]:
@@ -263,6 +276,10 @@ def _rule_coherence(spec: Mapping[str, Any], params: Mapping[str, Any]) -> Itera
             )
 
 
+_STEP_TOLERANCE = 1e-9
+"""How far from a whole number of steps a float override may be (rounding in YAML floats)."""
+
+
 def check_param_value(
     param: IntParam | FloatParam | ChoiceParam | BoolParam, value: object
 ) -> str | None:
@@ -270,13 +287,22 @@ def check_param_value(
     if isinstance(param, BoolParam):
         return None if isinstance(value, bool) else "Input should be true or false"
     if isinstance(param, ChoiceParam):
-        return None if value in param.choices else f"Input should be one of {list(param.choices)}"
+        # `True == 1` in Python: compare types too, so `true` is not the choice 1.
+        listed = any(
+            value == choice and isinstance(value, bool) == isinstance(choice, bool)
+            for choice in param.choices
+        )
+        return None if listed else f"Input should be one of {list(param.choices)}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "Input should be a number"
     if isinstance(param, IntParam) and not isinstance(value, int):
         return "Input should be a whole number (the param is an int)"
     if not param.min <= value <= param.max:
         return f"Input should be within [{param.min}, {param.max}] (the param's bounds)"
+    if param.step is not None:
+        steps = (value - param.min) / param.step
+        if abs(steps - round(steps)) > _STEP_TOLERANCE:
+            return f"Input should be min + k * step ({param.min} + k * {param.step})"
     return None
 
 

@@ -16,8 +16,10 @@ available and converts it to plain data itself, so that:
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,6 +37,9 @@ MAX_NODES: Final = 50_000
 """Nodes after alias expansion; a billion-laughs document stops here."""
 MAX_ALIAS_USES: Final = 200
 """How many times aliases may be dereferenced in one document."""
+MAX_DEPTH: Final = 100
+"""Nesting levels of mappings and lists; a spec needs fewer than ten. Deeper documents would
+exhaust Python's recursion limit here and in the checks that walk the data."""
 
 Path_ = tuple[str | int, ...]
 
@@ -42,29 +47,32 @@ _CORE = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_CORE + t for t in ("str", "int", "float", "bool", "null"))
 _MAP, _SEQ = _CORE + "map", _CORE + "seq"
 _ALLOWED_TAGS: Final = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _MAP, _SEQ})
+_LINE_BREAK: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_PLAIN_KEY: Final = re.compile(r"[^\s.\[\]'\"\\]+")
 
 
 class _CoreResolver(yaml.resolver.BaseResolver):
     """Implicit scalar types of the YAML 1.2 core schema, and nothing else."""
 
 
-_CoreResolver.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_CoreResolver.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-_CoreResolver.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
+_CORE_SCALARS: Final = {
+    _BOOL: re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    _INT: re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    _FLOAT: re.compile(
         r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
     ),
-    list("-+.0123456789"),
-)
-_CoreResolver.add_implicit_resolver(
-    _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
+    _NULL: re.compile(r"^(?:~|null|Null|NULL|)$"),
+}
+"""The YAML 1.2 core schema's scalar forms; an explicit tag must match its form too."""
+_FIRST_CHARACTERS: Final = {
+    _BOOL: list("tTfF"),
+    _INT: list("-+0123456789"),
+    _FLOAT: list("-+.0123456789"),
+    _NULL: ["~", "n", "N", ""],
+}
+for _tag, _pattern in _CORE_SCALARS.items():
+    _CoreResolver.add_implicit_resolver(_tag, _pattern, _FIRST_CHARACTERS[_tag])
 
 
 def _libyaml_parser() -> Any:
@@ -149,14 +157,25 @@ class YamlFatalError(Exception):
         super().__init__("; ".join(issue.render() for issue in issues))
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` as YAML counts them: str.splitlines also splits at form feeds."""
+    return _LINE_BREAK.split(text)
+
+
 def format_path(path: Path_) -> str:
-    """`('spec', 'strategies', 0, 'ref')` -> `spec.strategies[0].ref`."""
+    """`('spec', 'strategies', 0, 'ref')` -> `spec.strategies[0].ref`.
+
+    A key that is not a plain word (spaces, line breaks, dots, quotes) is quoted, as in
+    `spec.params['my param']`, so that a path stays one unambiguous line.
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{part!r}]"
         else:
-            out += f".{part}" if out else str(part)
+            out += f".{part}" if out else part
     return out
 
 
@@ -166,50 +185,77 @@ def read_yaml(path: Path, display: str) -> YamlDocument:
     `display` is the file name to print in messages (usually relative to the working folder).
     """
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise YamlFatalError(
             [_issue(display, 1, 1, f"cannot read the file: {exc.strerror}")]
         ) from exc
-    if size > MAX_FILE_BYTES:
+    if not stat.S_ISREG(info.st_mode):
+        what = "it is a folder" if stat.S_ISDIR(info.st_mode) else "it is not a regular file"
+        raise YamlFatalError([_issue(display, 1, 1, f"cannot read the file: {what}")])
+    if info.st_size > MAX_FILE_BYTES:
+        raise YamlFatalError([_too_large(display, f"{info.st_size:,} bytes")])
+    try:
+        with path.open("rb") as handle:
+            # Bounded: the file may have grown since it was measured.
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise YamlFatalError(
+            [_issue(display, 1, 1, f"cannot read the file: {exc.strerror}")]
+        ) from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise YamlFatalError([_too_large(display, f"more than {MAX_FILE_BYTES:,} bytes")])
+    raw = raw.removeprefix(codecs.BOM_UTF8)  # a byte-order mark is allowed and skipped
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = split_lines(raw[: exc.start].decode("utf-8", errors="replace"))
         raise YamlFatalError(
             [
                 _issue(
                     display,
-                    1,
-                    1,
-                    f"the file is {size:,} bytes; a spec may be at most {MAX_FILE_BYTES:,} bytes",
-                    "split it, or keep data out of specs",
-                    code="too_large",
+                    len(before),
+                    len(before[-1]) + 1,
+                    "the file is not valid UTF-8 text",
+                    code="encoding",
                 )
             ]
-        )
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise YamlFatalError(
-            [_issue(display, line, 1, "the file is not valid UTF-8 text", code="encoding")]
         ) from exc
     return parse_yaml(text, display)
 
 
+def _too_large(display: str, size: str) -> SpecIssue:
+    return _issue(
+        display,
+        1,
+        1,
+        f"the file is {size}; a spec may be at most {MAX_FILE_BYTES:,} bytes",
+        "split it, or keep data out of specs",
+        code="too_large",
+    )
+
+
 def parse_yaml(text: str, display: str) -> YamlDocument:
     """Parse YAML text as one spec document; see the module docstring for what is refused."""
-    tabs = _tab_indentation(text, display)
-    if tabs:
-        raise YamlFatalError(tabs)
-    composer = _Composer(text)
+    composer: Any = None
     try:
+        # The pure-Python reader checks the characters as it is built, so build it in here.
+        composer = _Composer(text)
         root = composer.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise YamlFatalError([_syntax_issue(exc, display)]) from exc
-    except yaml.YAMLError as exc:  # pragma: no cover - libyaml always attaches marks
+        # A tab in indentation is the usual cause; tabs inside block text are fine, so they
+        # are only looked for once parsing has failed.
+        tabs = _tab_indentation(text, display)
+        raise YamlFatalError(tabs or [_syntax_issue(exc, display)]) from exc
+    except yaml.reader.ReaderError as exc:
+        raise YamlFatalError([_reader_issue(exc, text, display)]) from exc
+    except yaml.YAMLError as exc:  # pragma: no cover - every other error carries marks
         raise YamlFatalError([_issue(display, 1, 1, f"YAML error: {exc}", code="syntax")]) from exc
     finally:
-        composer.dispose()
-    if root is None:
+        if composer is not None:
+            composer.dispose()
+    if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL and not root.value):
+        # No node at all, or only the empty node of a bare `---`.
         raise YamlFatalError(
             [
                 _issue(
@@ -222,7 +268,7 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
                 )
             ]
         )
-    doc = YamlDocument(file=display, data=None, lines=text.splitlines())
+    doc = YamlDocument(file=display, data=None, lines=split_lines(text))
     builder = _Builder(doc)
     doc.values[()] = _position(root)
     doc.data = builder.build(root, ())
@@ -243,7 +289,7 @@ def _syntax_issue(exc: yaml.MarkedYAMLError, display: str) -> SpecIssue:
     problem = exc.problem or "invalid YAML"
     message = f"YAML syntax error: {problem}"
     hint = ""
-    if "expected a single document" in problem:
+    if "expected a single document" in f"{problem} {exc.context or ''}":
         message = "the file holds more than one YAML document"
         hint = "put each spec in its own file"
     elif exc.context:
@@ -253,9 +299,28 @@ def _syntax_issue(exc: yaml.MarkedYAMLError, display: str) -> SpecIssue:
     return _issue(display, line, column, message, hint, code="syntax")
 
 
+def _reader_issue(exc: yaml.reader.ReaderError, text: str, display: str) -> SpecIssue:
+    """A character YAML does not allow (a control character), at its line and column."""
+    # libyaml counts bytes of the UTF-8 text; the pure-Python reader counts characters.
+    offset = exc.position
+    if _CParser is not None:
+        offset = len(text.encode("utf-8")[: exc.position].decode("utf-8", errors="ignore"))
+    before = split_lines(text[:offset])
+    line, column = len(before), len(before[-1]) + 1
+    character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return _issue(
+        display,
+        line,
+        column,
+        f"the character U+{character:04X} is not allowed in YAML",
+        "remove it; control characters cannot appear in a spec",
+        code="syntax",
+    )
+
+
 def _tab_indentation(text: str, display: str) -> list[SpecIssue]:
     issues = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip():
             issues.append(
@@ -286,10 +351,10 @@ class _Builder:
         self.seen: set[int] = set()
         self.active: set[int] = set()
 
-    def fatal(self, node: Node, message: str, hint: str, code: str) -> YamlFatalError:
+    def fatal(self, node: Node, path: Path_, message: str, hint: str, code: str) -> YamlFatalError:
         pos = _position(node)
         return YamlFatalError(
-            [_issue(self.doc.file, pos.line, pos.column, message, hint, code=code)]
+            [SpecIssue(self.doc.file, pos.line, pos.column, format_path(path), message, hint, code)]
         )
 
     def build(self, node: Node, path: Path_) -> Any:
@@ -297,14 +362,24 @@ class _Builder:
         if self.nodes > MAX_NODES:
             raise self.fatal(
                 node,
+                path,
                 f"the document expands to more than {MAX_NODES:,} values",
                 "aliases (*name) that repeat large anchors are refused",
                 "alias_bomb",
+            )
+        if len(path) > MAX_DEPTH:
+            raise self.fatal(
+                node,
+                path,
+                f"the document is nested more than {MAX_DEPTH} levels deep",
+                "specs are shallow: flatten the structure",
+                "too_deep",
             )
         ident = id(node)
         if ident in self.active:
             raise self.fatal(
                 node,
+                path,
                 "an alias refers to the node that contains it",
                 "remove the recursive alias",
                 "alias_recursion",
@@ -314,6 +389,7 @@ class _Builder:
             if self.alias_uses > MAX_ALIAS_USES:
                 raise self.fatal(
                     node,
+                    path,
                     f"aliases are used more than {MAX_ALIAS_USES} times",
                     "write the values out; specs are small",
                     "alias_bomb",
@@ -344,8 +420,11 @@ class _Builder:
                         pos.line,
                         pos.column,
                         format_path(path),
-                        f"{node.value!r} cannot be read as {node.tag.replace(_CORE, '!!')}",
-                        "remove the explicit tag or fix the value",
+                        f"{_shorten(node.value)!r} cannot be read as "
+                        f"{node.tag.replace(_CORE, '!!')}",
+                        "write it in the YAML 1.2 core form of that type, or remove the tag"
+                        if node.tag != _INT or len(node.value) < _MAX_INT_DIGITS
+                        else f"integers may have at most {_MAX_INT_DIGITS:,} digits",
                         "tag",
                     )
                 )
@@ -411,6 +490,9 @@ class _Builder:
         tag = node.tag
         if tag == _STR:
             return value
+        if not _CORE_SCALARS[tag].match(value):
+            # `!!bool maybe` or `!!int 1_000`: an explicit tag on text of another form.
+            raise ValueError(value)
         if tag == _NULL:
             return None
         if tag == _BOOL:
@@ -418,6 +500,14 @@ class _Builder:
         if tag == _INT:
             return _to_int(value)
         return _to_float(value)
+
+
+_MAX_INT_DIGITS: Final = 4300
+"""Python's limit on converting decimal text to int."""
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _to_int(value: str) -> int:
@@ -436,3 +526,15 @@ def _to_float(value: str) -> float:
     if text == ".nan":
         return float("nan")
     return float(text)
+
+
+def parse_scalar(text: str) -> Any:
+    """A plain YAML 1.2 core scalar as YAML would read it (for `--param name=value`).
+
+    `12` is an int, `2.5` a float, `true` a bool, `null` None; anything else is the text.
+    """
+    for tag, pattern in _CORE_SCALARS.items():
+        if pattern.match(text):
+            node = ScalarNode(tag, text)
+            return _Builder.scalar(node)
+    return text

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, TypeVar
+import re
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Final, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    StringConstraints,
+)
 
 
 class SpecModel(BaseModel):
@@ -24,6 +35,48 @@ def _list_as_tuple(value: Any) -> Any:
 
 Items = Annotated[tuple[T, ...], BeforeValidator(_list_as_tuple)]
 """A YAML list, held as a tuple."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[K, V]):
+    """A read-only, hashable mapping: what a YAML mapping becomes inside a frozen model."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[K, V]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self._data) == other if isinstance(other, Mapping) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def _freeze(value: Mapping[Any, Any]) -> FrozenMap[Any, Any]:
+    return FrozenMap(value)
+
+
+def _thaw(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return dict(value)
+
+
+Map = Annotated[Mapping[K, V], AfterValidator(_freeze), PlainSerializer(_thaw)]
+"""A YAML mapping, held as a read-only FrozenMap (dumped as a dict)."""
 
 
 def _number_as_text(value: Any) -> Any:
@@ -69,8 +122,19 @@ Symbol = Annotated[
     StringConstraints(pattern=r"^[A-Z0-9]+_USDT_PERP$"),
     Field(description="A Poloniex USDT-margined perpetual, e.g. BTC_USDT_PERP."),
 ]
+_DATE_TEXT: Final = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _date_text_only(value: Any) -> Any:
+    # Lax dates would read numbers (and numeric text) as Unix timestamps: `start: 0` is 1970.
+    if isinstance(value, dt.date) or (isinstance(value, str) and _DATE_TEXT.match(value)):
+        return value
+    raise ValueError("Input should be a date written YYYY-MM-DD")
+
+
 Date = Annotated[
     dt.date,
+    BeforeValidator(_date_text_only),
     Strict(strict=False),
     Field(description="A UTC calendar date, YYYY-MM-DD."),
 ]

@@ -100,7 +100,7 @@ class GeneticOperators(SpecModel):
 
 
 class Gates(SpecModel):
-    """Promotion gates from backtest to paper; every one must hold (see docs/evolution.md)."""
+    """Promotion gates from backtest to paper: every one must hold, and each is stored."""
 
     lockbox_psr_min: float = Field(
         0.90, ge=0, le=1, description="PSR(0) on lockbox per-bar returns, probability."
@@ -192,7 +192,8 @@ class EvolutionSpec(SpecModel):
         default_factory=lambda: LocalBackend(type="local"), description="Where evaluation runs."
     )
     output_dir: str = Field(
-        "../strategies/evolved", description="Where passing candidates are written, relative."
+        "../strategies/evolved",
+        description="Folder where passing candidates are written, relative to this file.",
     )
 
     @field_validator("population")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
-from polytrade.spec.models.base import Date, EnvVarName, Identifier, Items, RefPath, SpecModel
+from polytrade.spec.models.base import Date, EnvVarName, Identifier, Items, Map, RefPath, SpecModel
 
 Url = Annotated[
     str,
@@ -24,7 +24,7 @@ class Credentials(SpecModel):
     file: str | None = Field(
         None,
         description="Optional path of a file readable only by its owner (mode 0600) with "
-        "KEY=value lines; used when the environment variables are unset.",
+        "KEY=value lines, relative to this file; used when the environment variables are unset.",
     )
 
 
@@ -57,7 +57,7 @@ class StrategyAllocation(SpecModel):
     allocation: float = Field(
         gt=0, le=1, description="Share of the risk budget's capital, as a fraction (0.5 = 50%)."
     )
-    params: dict[Identifier, int | float | str | bool] = Field(
+    params: Map[Identifier, int | float | str | bool] = Field(
         default_factory=dict,
         description="Param overrides by name, each in the param's own unit; each must be a "
         "param of the strategy, within its bounds.",
@@ -68,7 +68,11 @@ class CatalogData(SpecModel):
     """History from the local data catalog."""
 
     source: Literal["catalog"] = Field(description="Data source.")
-    catalog_dir: str = Field("data/catalog", description="Catalog folder, relative to this file.")
+    catalog_dir: str | None = Field(
+        None,
+        description="Catalog folder, relative to this file; omit for the working folder's "
+        "data/catalog (or $POLYTRADE_CATALOG).",
+    )
     start: Date = Field(description="First day (inclusive, UTC).")
     end: Date | None = Field(None, description="Last day (exclusive, UTC); omit for all data.")
 
@@ -94,8 +98,12 @@ class FileData(SpecModel):
     """Bars (and optionally funding) from the user's own parquet or CSV files."""
 
     source: Literal["file"] = Field(description="Data source.")
-    bars: str = Field(description="Bars file (ts, open, high, low, close, volume), relative path.")
-    funding: str | None = Field(None, description="Funding file (ts, rate per interval).")
+    bars: str = Field(
+        description="Bars file (ts, open, high, low, close, volume), relative to this file."
+    )
+    funding: str | None = Field(
+        None, description="Funding file (ts, rate per interval), relative to this file."
+    )
     start: Date | None = Field(None, description="First day used (inclusive, UTC).")
     end: Date | None = Field(None, description="Last day used (exclusive, UTC).")
 
@@ -151,7 +159,9 @@ class DepthSlippage(SpecModel):
     """Walk an order book calibrated from depth snapshots."""
 
     model: Literal["depth"] = Field(description="Slippage model.")
-    snapshots: str = Field(description="Order-book snapshots file (parquet), relative path.")
+    snapshots: str = Field(
+        description="Order-book snapshots file (parquet), relative to this file."
+    )
 
 
 class NoSlippage(SpecModel):
@@ -277,7 +287,7 @@ class Schedule(SpecModel):
     task: Literal["validate", "evolve", "report", "reconcile", "download"] = Field(
         description="What runs."
     )
-    args: dict[Identifier, int | float | str | bool] = Field(
+    args: Map[Identifier, int | float | str | bool] = Field(
         default_factory=dict,
         description="Arguments of the task, each in the unit the task documents (count, days...).",
     )

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from polytrade.core.timeframes import Timeframe
-from polytrade.spec.models.base import Expression, Identifier, Items, SpecModel, Symbol
+from polytrade.spec.models.base import Expression, Identifier, Items, Map, SpecModel, Symbol
 
 
 class _NumericParam(SpecModel):
@@ -295,11 +295,11 @@ class StrategySpec(SpecModel):
         min_length=1, description="Perpetuals to trade, e.g. [BTC_USDT_PERP]."
     )
     timeframe: Timeframe = Field(description="Bar length the strategy decides on.")
-    params: dict[Identifier, Param] = Field(
+    params: Map[Identifier, Param] = Field(
         default_factory=dict,
         description="Tunable params with their search space; evolution varies them.",
     )
-    signals: dict[Identifier, Expression] = Field(
+    signals: Map[Identifier, Expression] = Field(
         default_factory=dict,
         description="Named series computed every bar; later signals and rules may use them.",
     )

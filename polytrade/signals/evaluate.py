@@ -1,0 +1,84 @@
+"""Run one operator over whole arrays, in batch or bar by bar (for tests, docs and notebooks).
+
+Strategies are run through compiled Plans (`polytrade.compile`); these helpers exist so an
+operator can be checked on its own against a reference implementation.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numba import njit
+
+from polytrade.signals.operator import Arg
+from polytrade.signals.registry import operators
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from polytrade.signals.operator import Operator
+
+
+@cache
+def _batch_loop(op_name: str) -> Any:
+    """A compiled loop over one operator, calling its functions directly.
+
+    Called directly, numba inlines them; a loop taking the functions as arguments would call
+    them through a pointer, far slower.
+    """
+    op = operators()[op_name]
+    series = [f"s{i}" for i in range(len(op.series_args))]
+    scalars = [f"c{i}" for i in range(len(op.scalar_args))]
+    at_t = ", ".join([f"{name}[t]" for name in series] + scalars)
+    source = (
+        f"def loop({', '.join(series + scalars)}):\n"
+        f"    state = init({', '.join(scalars)})\n"
+        f"    out = np.empty({series[0]}.shape[0])\n"
+        f"    for t in range({series[0]}.shape[0]):\n"
+        f"        state, value = update(state, {at_t})\n"
+        f"        out[t] = value\n"
+        f"    return out\n"
+    )
+    namespace: dict[str, Any] = {"np": np, "init": op.init, "update": op.update}
+    # A fixed template filled with identifiers of the operator table, never with user input.
+    exec(compile(source, f"<polytrade loop {op_name}>", "exec"), namespace)  # noqa: S102
+    return njit(error_model="numpy", nogil=True)(namespace["loop"])
+
+
+def _arguments(
+    op: Operator, series: Sequence[np.ndarray], scalars: Sequence[float]
+) -> tuple[list[np.ndarray], list[Any]]:
+    if len(series) != len(op.series_args) or len(scalars) != len(op.scalar_args):
+        raise TypeError(
+            f"{op.signature} takes {len(op.series_args)} series and {len(op.scalar_args)} scalars"
+        )
+    arrays = [np.ascontiguousarray(s, dtype=np.float64) for s in series]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError("series must have the same length")
+    kinds = [kind for _, kind in op.args if not kind.is_series]
+    values = [
+        int(v) if kind is Arg.INT else float(v) for v, kind in zip(scalars, kinds, strict=True)
+    ]
+    return arrays, values
+
+
+def evaluate(
+    op: Operator, series: Sequence[np.ndarray], scalars: Sequence[float] = ()
+) -> np.ndarray:
+    """The operator's output for every bar, computed by one compiled loop over `update`."""
+    arrays, values = _arguments(op, series, scalars)
+    loop = _batch_loop(op.name)
+    result: np.ndarray = loop(*arrays, *values)
+    return result
+
+
+def stream(op: Operator, series: Sequence[np.ndarray], scalars: Sequence[float] = ()) -> np.ndarray:
+    """The same output, calling `update` from Python once per bar as the live node does."""
+    arrays, values = _arguments(op, series, scalars)
+    state = op.init(*values)
+    out = np.empty(arrays[0].shape[0])
+    for t in range(out.shape[0]):
+        state, out[t] = op.update(state, *(float(a[t]) for a in arrays), *values)
+    return out

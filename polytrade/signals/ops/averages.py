@@ -1,0 +1,454 @@
+"""Moving averages: SMA, EMA (TA-Lib seeding), WMA, DEMA, TEMA, HMA, KAMA."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numba import types
+from numba.core.extending import intrinsic
+
+from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
+from polytrade.signals.registry import register
+from polytrade.signals.window import (
+    WindowState,
+    window_full,
+    window_init,
+    window_push,
+    window_sum,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+EmaState = tuple[int, float, float]
+"""(bars seen, value or running sum during the seed, smoothing factor)."""
+WeightedState = tuple[WindowState, float, float]
+"""(window of the last n values with their compensated sum, weighted sum, its compensation)."""
+
+
+def _after(inputs: Sequence[int], bars: int) -> int:
+    return max(inputs, default=0) + bars
+
+
+@kernel
+def sma_init(n: int) -> WindowState:
+    """State of `sma`: a window of the last n values."""
+    return window_init(n)  # type: ignore[no-any-return]
+
+
+@kernel
+def sma_update(state: WindowState, x: float, n: int) -> tuple[WindowState, float]:
+    """Push x; the window mean once the window is full."""
+    if np.isnan(x):
+        return state, np.nan
+    state, _ = window_push(state, x)
+    if not window_full(state):
+        return state, np.nan
+    return state, window_sum(state) / n
+
+
+@kernel
+def ema_init(n: int) -> EmaState:
+    """State of `ema`: nothing seen yet."""
+    # (bars seen, value or running sum during the seed, smoothing factor)
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    return (0, 0.0, 2.0 / (n + 1.0))
+
+
+@kernel
+def ema_update(state: EmaState, x: float, n: int) -> tuple[EmaState, float]:
+    """Push x; the EMA once the seed (mean of the first n values) is complete."""
+    seen, value, alpha = state
+    if np.isnan(x):
+        return state, np.nan
+    if seen < n:
+        # TA-Lib's seeding: the first value is the simple mean of the first n inputs.
+        value += x
+        seen += 1
+        if seen < n:
+            return (seen, value, alpha), np.nan
+        value = value / n
+        return (seen, value, alpha), value
+    value = value + alpha * (x - value)
+    return (seen, value, alpha), value
+
+
+# ---------------------------------------------------------------- exact building blocks
+
+
+def _fma_typing(
+    _typingctx: object, _a: object, _b: object, _c: object
+) -> tuple[object, Callable[..., object]]:
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(_context: object, builder: Any, _signature: object, args: Any) -> Any:
+        return builder.fma(*args)
+
+    return signature, codegen
+
+
+fma: Any = intrinsic(_fma_typing)
+"""fma(a, b, c) = a*b + c with a single rounding (LLVM's fma: one instruction on x86-64-v3)."""
+
+
+@kernel
+def two_sum(a: float, b: float) -> tuple[float, float]:
+    """(s, e) with s = fl(a+b) and s + e == a+b exactly (Knuth's TwoSum, branch-free)."""
+    s = a + b
+    b_virtual = s - a
+    return s, (a - (s - b_virtual)) + (b - b_virtual)
+
+
+@kernel
+def two_product(a: float, b: float) -> tuple[float, float]:
+    """(p, e) with p = fl(a*b) and p + e == a*b exactly."""
+    p = a * b
+    return p, fma(a, b, -p)
+
+
+@kernel
+def compensated_add(total: float, compensation: float, value: float) -> tuple[float, float]:
+    """Add value to the compensated sum total + compensation (branch-free, any signs)."""
+    total, error = two_sum(total, value)
+    return total, compensation + error
+
+
+DOMINANT = 2.0**50
+"""A value leaving a compensated sum this many times larger than what remains is a spike: the
+sum is renormalized (or rebuilt) so that the spike's rounding error leaves with it."""
+
+
+@kernel
+def weighted_step(
+    total: float,
+    compensation: float,
+    plain_total: float,
+    plain_compensation: float,
+    n: float,
+    x: float,
+) -> tuple[float, float]:
+    """W' = W - S + n*x for the linearly weighted sum W (newest weight n, oldest 1) of a window.
+
+    S (the window's plain sum before x is pushed, as window.py's pair) is subtracted in full
+    and n*x is formed exactly, so what enters W is exactly what later leaves it: W does not
+    drift. (After a spike leaves, the caller renormalizes W: see `weighted_settle`.)
+    """
+    plain, plain_low = two_sum(plain_total, plain_compensation)
+    product, product_error = two_product(n, x)
+    step, step_error = two_sum(product, -plain)
+    return compensated_add(  # type: ignore[no-any-return]
+        total, compensation + ((step_error + product_error) - plain_low), step
+    )
+
+
+@kernel
+def weighted_settle(
+    total: float, compensation: float, window: WindowState, leaving: float
+) -> tuple[float, float]:
+    """Renormalize W once a spike has left its window (the last step pushed out `leaving`).
+
+    A compensated sum keeps the naive running total, which still carries a spike's rounding
+    error after the spike has gone while the compensation holds its negative: from then on the
+    compensation has too few low digits for the small values. Folding it back (exactly) makes
+    the total the correctly rounded sum again.
+    """
+    if abs(leaving) <= DOMINANT * abs(window[3] + window[4]):
+        return total, compensation
+    return two_sum(total, compensation)  # type: ignore[no-any-return]
+
+
+@kernel
+def weighted_init(n: int) -> WeightedState:
+    """A window of length n with its linearly weighted sum (newest weight n, oldest 1)."""
+    return (window_init(n), 0.0, 0.0)
+
+
+# ---------------------------------------------------------------- WMA
+
+
+@kernel
+def wma_init(n: int) -> WeightedState:
+    """State of `wma`: an empty weighted window."""
+    return weighted_init(n)  # type: ignore[no-any-return]
+
+
+@kernel
+def wma_update(state: WeightedState, x: float, n: int) -> tuple[WeightedState, float]:
+    """Push x; the linearly weighted mean of the last n values once there are n."""
+    if np.isnan(x):
+        return state, np.nan
+    window, total, compensation = state
+    total, compensation = weighted_step(total, compensation, window[3], window[4], float(n), x)
+    window, leaving = window_push(window, x)
+    if window[2] < n:
+        return (window, total, compensation), np.nan
+    total, compensation = weighted_settle(total, compensation, window, leaving)
+    return (window, total, compensation), (total + compensation) / (n * (n + 1.0) / 2.0)
+
+
+# ---------------------------------------------------------------- DEMA, TEMA
+
+
+@kernel
+def dema_init(n: int) -> tuple[EmaState, EmaState]:
+    """State of `dema`: EMA of x and EMA of that EMA."""
+    return (ema_init(n), ema_init(n))
+
+
+@kernel
+def dema_update(
+    state: tuple[EmaState, EmaState], x: float, n: int
+) -> tuple[tuple[EmaState, EmaState], float]:
+    """2*EMA(x) - EMA(EMA(x)), each EMA seeded as TA-Lib (the second on the first's output)."""
+    if np.isnan(x):
+        return state, np.nan
+    first, second = state
+    first, e1 = ema_update(first, x, n)
+    if np.isnan(e1):
+        return (first, second), np.nan
+    second, e2 = ema_update(second, e1, n)
+    if np.isnan(e2):
+        return (first, second), np.nan
+    return (first, second), 2.0 * e1 - e2
+
+
+@kernel
+def tema_init(n: int) -> tuple[EmaState, EmaState, EmaState]:
+    """State of `tema`: three chained EMAs."""
+    return (ema_init(n), ema_init(n), ema_init(n))
+
+
+@kernel
+def tema_update(
+    state: tuple[EmaState, EmaState, EmaState], x: float, n: int
+) -> tuple[tuple[EmaState, EmaState, EmaState], float]:
+    """3*EMA1 - 3*EMA2 + EMA3 with EMA2 = EMA(EMA1), EMA3 = EMA(EMA2), as TA-Lib."""
+    if np.isnan(x):
+        return state, np.nan
+    first, second, third = state
+    first, e1 = ema_update(first, x, n)
+    if np.isnan(e1):
+        return (first, second, third), np.nan
+    second, e2 = ema_update(second, e1, n)
+    if np.isnan(e2):
+        return (first, second, third), np.nan
+    third, e3 = ema_update(third, e2, n)
+    if np.isnan(e3):
+        return (first, second, third), np.nan
+    return (first, second, third), (3.0 * e1 - 3.0 * e2) + e3
+
+
+# ---------------------------------------------------------------- HMA
+
+HmaState = tuple[WeightedState, WeightedState, WeightedState]
+
+
+def hma_lengths(n: int) -> tuple[int, int]:
+    """(half, root) window lengths of `hma(x, n)`: max(n // 2, 1) and floor(sqrt(n))."""
+    return max(n // 2, 1), math.isqrt(n)
+
+
+@kernel
+def hma_init(n: int) -> HmaState:
+    """State of `hma`: WMA(x, n/2), WMA(x, n), and the WMA of their combination."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    half = max(n // 2, 1)
+    root = int(np.floor(np.sqrt(n)))  # exact: sqrt is correctly rounded, so squares stay whole
+    return (weighted_init(half), weighted_init(n), weighted_init(root))
+
+
+@kernel
+def hma_update(state: HmaState, x: float, n: int) -> tuple[HmaState, float]:
+    """Push x into both inner WMAs; once the long one is full, push 2*fast - slow into the outer."""
+    if np.isnan(x):
+        return state, np.nan
+    (half, half_total, half_low), (full, full_total, full_low), outer_state = state
+    half_n = half[0].shape[0]
+    half_total, half_low = weighted_step(half_total, half_low, half[3], half[4], float(half_n), x)
+    half, leaving = window_push(half, x)
+    half_total, half_low = weighted_settle(half_total, half_low, half, leaving)
+    full_total, full_low = weighted_step(full_total, full_low, full[3], full[4], float(n), x)
+    full, leaving = window_push(full, x)
+    full_total, full_low = weighted_settle(full_total, full_low, full, leaving)
+    if full[2] < n:
+        return ((half, half_total, half_low), (full, full_total, full_low), outer_state), np.nan
+    fast = (half_total + half_low) / (half_n * (half_n + 1.0) / 2.0)
+    slow = (full_total + full_low) / (n * (n + 1.0) / 2.0)
+    outer, outer_total, outer_low = outer_state
+    root = outer[0].shape[0]
+    y = 2.0 * fast - slow
+    outer_total, outer_low = weighted_step(
+        outer_total, outer_low, outer[3], outer[4], float(root), y
+    )
+    outer, leaving = window_push(outer, y)
+    outer_total, outer_low = weighted_settle(outer_total, outer_low, outer, leaving)
+    state = (
+        (half, half_total, half_low),
+        (full, full_total, full_low),
+        (outer, outer_total, outer_low),
+    )
+    if outer[2] < root:
+        return state, np.nan
+    return state, (outer_total + outer_low) / (root * (root + 1.0) / 2.0)
+
+
+# ---------------------------------------------------------------- KAMA
+
+KamaState = tuple[np.ndarray, int, int, float, float, int, float]
+"""(ring of the last n+1 prices, its head, how many it holds, sum of the last n absolute
+1-bar changes and its compensation, how many of those changes are non-zero, KAMA or NaN)."""
+
+_KAMA_SLOW = 2.0 / (30.0 + 1.0)
+_KAMA_SPAN = 2.0 / (2.0 + 1.0) - _KAMA_SLOW
+
+
+@kernel
+def kama_init(n: int) -> KamaState:
+    """State of `kama`: no prices, no changes, no value yet."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    return (np.zeros(n + 1), 0, 0, 0.0, 0.0, 0, np.nan)
+
+
+@kernel
+def kama_update(state: KamaState, x: float, n: int) -> tuple[KamaState, float]:
+    """Kaufman's adaptive MA with TA-Lib's seeding: the first value (bar n) starts from x[n-1].
+
+    efficiency = |x - x[n bars ago]| / sum of the last n |1-bar changes| (1 when that sum is
+    zero or not above the net change); sc = (efficiency * (2/3 - 2/31) + 2/31)^2;
+    kama += sc * (x - kama).
+    """
+    if np.isnan(x):
+        return state, np.nan
+    if n == 1:
+        # TA-Lib returns the input unchanged for a 1-bar period.
+        return state, x
+    prices, head, count, path, compensation, moving, kama = state
+    size = n + 1
+    previous = prices[head - 1 if head > 0 else size - 1]
+    oldest = prices[head + 1 if head + 1 < size else 0]  # n bars before x once count >= n
+    if count == size:
+        # a new change enters; the change from n+1 to n bars ago leaves
+        change, leaving = abs(x - previous), abs(oldest - prices[head])
+        step, step_error = two_sum(change, -leaving)
+        path, compensation = compensated_add(path, compensation + step_error, step)
+        moving += (change != 0.0) - (leaving != 0.0)
+        if not leaving <= DOMINANT * abs(path + compensation):
+            path, compensation = two_sum(path, compensation)  # a spike left: see weighted_settle
+    elif count > 0:
+        change = abs(x - previous)
+        path, compensation = compensated_add(path, compensation, change)
+        moving += change != 0.0
+    prices[head] = x
+    head = head + 1 if head + 1 < size else 0
+    if count < n:
+        return (prices, head, count + 1, path, compensation, moving, kama), np.nan
+    if np.isnan(kama):
+        kama = previous  # TA-Lib uses the previous price as the KAMA before the first one
+    net = x - oldest
+    total = path + compensation
+    # TA-Lib tests the path for zero with an absolute tolerance; counting the non-zero changes
+    # is exact at every price scale.
+    efficiency = 1.0 if moving == 0 or total <= net else abs(net / total)
+    smoothing = efficiency * _KAMA_SPAN + _KAMA_SLOW
+    smoothing *= smoothing
+    kama = (x - kama) * smoothing + kama
+    return (prices, head, size, path, compensation, moving, kama), kama
+
+
+def _hma_warmup(inputs: Sequence[int], scalars: Sequence[float]) -> int:
+    n = int(scalars[0])
+    _, root = hma_lengths(n)
+    return _after(inputs, lookback(n) + lookback(root))
+
+
+register(
+    Operator(
+        name="sma",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=sma_init,
+        update=sma_update,
+        warmup=lambda inputs, scalars: _after(inputs, lookback(scalars[0])),
+        summary="Simple moving average of the last `length` values; "
+        "NaN for the first length-1 bars.",
+        category="averages",
+        example=(20,),
+    ),
+    Operator(
+        name="ema",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=ema_init,
+        update=ema_update,
+        warmup=lambda inputs, scalars: _after(inputs, lookback(scalars[0])),
+        summary="Exponential moving average, alpha = 2/(length+1), seeded with the SMA of the "
+        "first `length` values (as TA-Lib); NaN for the first length-1 bars.",
+        category="averages",
+        example=(20,),
+    ),
+    Operator(
+        name="wma",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=wma_init,
+        update=wma_update,
+        warmup=lambda inputs, scalars: _after(inputs, lookback(scalars[0])),
+        summary="Weighted moving average, weights 1..length with the newest heaviest (TA-Lib "
+        "WMA), in units of x; NaN for the first length-1 bars.",
+        category="averages",
+        example=(20,),
+    ),
+    Operator(
+        name="dema",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=dema_init,
+        update=dema_update,
+        warmup=lambda inputs, scalars: _after(inputs, 2 * lookback(scalars[0])),
+        summary="Double EMA 2*ema(x) - ema(ema(x)) with TA-Lib's seeding (TA-Lib DEMA), in units "
+        "of x; NaN for the first 2*(length-1) bars.",
+        category="averages",
+        example=(20,),
+    ),
+    Operator(
+        name="tema",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=tema_init,
+        update=tema_update,
+        warmup=lambda inputs, scalars: _after(inputs, 3 * lookback(scalars[0])),
+        summary="Triple EMA 3*e1 - 3*e2 + e3 of chained EMAs with TA-Lib's seeding (TA-Lib "
+        "TEMA), in units of x; NaN for the first 3*(length-1) bars.",
+        category="averages",
+        example=(20,),
+    ),
+    Operator(
+        name="hma",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=hma_init,
+        update=hma_update,
+        warmup=_hma_warmup,
+        summary="Hull MA: wma(2*wma(x, max(length//2, 1)) - wma(x, length), floor(sqrt(length))), "
+        "in units of x; NaN for the first length-1 + floor(sqrt(length))-1 bars.",
+        category="averages",
+        example=(16,),
+    ),
+    Operator(
+        name="kama",
+        args=(("x", Arg.SERIES), ("length", Arg.INT)),
+        output=Out.SERIES,
+        init=kama_init,
+        update=kama_update,
+        warmup=lambda inputs, scalars: _after(inputs, int(scalars[0]) if scalars[0] > 1 else 0),
+        summary="Kaufman adaptive MA, efficiency over `length` bars, fast 2 / slow 30, seeded as "
+        "TA-Lib KAMA, in units of x; NaN for the first `length` bars (none when length is 1).",
+        category="averages",
+        example=(10,),
+    ),
+)
