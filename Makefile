@@ -24,6 +24,7 @@ test: setup  ## the whole test suite
 
 bench: setup  ## benchmarks (figures, not pass/fail)
 	$(RUN) python bench/validate_specs.py
+	$(UV) run --locked --group bench python bench/signals.py
 
 schemas: setup  ## regenerate schemas/ from the models
 	$(RUN) polytrade schema export

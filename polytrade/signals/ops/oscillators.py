@@ -221,8 +221,10 @@ def range_init(n: int) -> RangeState:
 
 @kernel
 def suffix_maxima(values: np.ndarray, half: int, n: int) -> None:
-    """Suffix maxima of both completed blocks: values[n + i] = max(values[i:n]), and the same
-    for the block at `half` (two independent chains in one loop)."""
+    """Suffix maxima of both completed blocks (two independent chains in one loop).
+
+    values[n + i] = max(values[i:n]) for i < n, and the same for the block at `half`.
+    """
     high, low = -np.inf, -np.inf
     for i in range(n - 1, -1, -1):
         high = max(high, values[at(i)])
@@ -321,7 +323,7 @@ def stoch_k_update(
 
 
 @kernel
-def stoch_d_update(  # noqa: PLR0913, PLR0917 - three series and three lengths
+def stoch_d_update(
     state: StochState,
     high: float,
     low: float,
@@ -337,7 +339,7 @@ def stoch_d_update(  # noqa: PLR0913, PLR0917 - three series and three lengths
     return state, slow_d
 
 
-# ---------------------------------------------------------------- Williams %R
+# ---------------------------------------------------------------- Williams R
 
 
 @kernel
@@ -433,7 +435,7 @@ def roc_update(state: LagState, x: float, n: int) -> tuple[LagState, float]:  # 
 
 @kernel
 def momentum_update(state: LagState, x: float, n: int) -> tuple[LagState, float]:  # noqa: ARG001 - the contract passes every scalar
-    """x - x[n bars ago] (TA-Lib MOM)."""
+    """Momentum x - x[n bars ago] (TA-Lib MOM)."""
     if np.isnan(x):
         return state, np.nan
     state, old = lag_push(state, x)
@@ -450,7 +452,7 @@ def mfi_init(n: int) -> MfiState:
 
 
 @kernel
-def mfi_update(  # noqa: PLR0913, PLR0917 - four series and a length
+def mfi_update(
     state: MfiState, high: float, low: float, close: float, volume: float, n: int
 ) -> tuple[MfiState, float]:
     """Money flow index as TA-Lib MFI: 100 * positive flow / total flow over the last n bars.

@@ -6,7 +6,8 @@ bar that had data.
 TA-Lib's directional movement: on each bar +DM1 = high - previous high when that is positive
 and larger than previous low - low (then -DM1 = 0), -DM1 symmetrically, TR1 the true range.
 The first smoothed sums (bar n-1) are plain sums of the n-1 one-bar values of bars 1..n-1, and
-every later bar is Wilder's step s - s/n + v, so the first DI is on bar n. DX = 100 * |+DI -
+every later bar is Wilder's step s - s/n + v (computed as s * ((n - 1) / n) + v: no division in
+the bar-to-bar chain, within ~1e-15 of TA-Lib's), so the first DI is on bar n. DX = 100 * |+DI -
 -DI| / (+DI + -DI); the first ADX (bar 2n-1) is the mean of the DX of bars n..2n-1, then
 adx = (adx * (n - 1) + dx) / n. A bar whose TR sum or DI sum is zero adds no DX (TA-Lib).
 """
