@@ -42,6 +42,7 @@ _ARITHMETIC: Final = {
     "**": operator.pow,
 }
 
+
 class ParamError(ValueError):
     """A param override that the strategy does not have, or that is out of its bounds."""
 
