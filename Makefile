@@ -2,7 +2,7 @@
 UV := .ci/uv
 RUN := $(UV) run --locked
 
-.PHONY: setup demo lint typecheck test bench check schemas
+.PHONY: setup demo lint typecheck test bench check generate
 
 setup:  ## install uv if missing, then the exact locked dependencies
 	@$(UV) sync --locked --quiet
@@ -26,7 +26,8 @@ bench: setup  ## benchmarks (figures, not pass/fail)
 	$(RUN) python bench/validate_specs.py
 	$(UV) run --locked --group bench python bench/signals.py
 
-schemas: setup  ## regenerate schemas/ from the models
+generate: setup  ## regenerate schemas/, docs/operators.md and signals/signatures.py
 	$(RUN) polytrade schema export
+	$(RUN) python -m polytrade.signals.catalog
 
 check: lint typecheck test  ## what CI runs (.ci/run)

@@ -6,14 +6,16 @@ import typer
 from rich.table import Table
 
 from polytrade.cli.output import emit_line, stdout
-from polytrade.signals.catalog import operators_markdown
-from polytrade.signals.registry import operators as operator_table
 
 
 def operators(
     markdown: bool = typer.Option(False, "--markdown", help="Print docs/operators.md instead."),
 ) -> None:
     """List every operator with its arguments, what it returns and what it computes."""
+    # The operator table imports numba (a second): only this command loads it.
+    from polytrade.signals.catalog import operators_markdown  # noqa: PLC0415
+    from polytrade.signals.registry import operators as operator_table  # noqa: PLC0415
+
     if markdown:
         emit_line(operators_markdown().rstrip("\n"))
         return

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import polars as pl
 import typer
 
 from polytrade.cli.loading import spec_loader
 from polytrade.cli.output import emit_line, stderr
-from polytrade.compile.plan import ParamError, compile_strategy
-from polytrade.data.bars import attach_funding, read_bars, read_funding, to_timeframe
 from polytrade.errors import UsageError
 from polytrade.spec.models import StrategyDocument
 from polytrade.spec.yaml_source import parse_scalar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
 
 
 def parse_params(items: list[str]) -> dict[str, object]:
@@ -47,6 +48,15 @@ def signals(
     Bars finer than the strategy's timeframe are aggregated to it first (only closed bars);
     params take their defaults unless --param overrides them.
     """
+    # numba and polars take a second to import: only commands that compute load them.
+    from polytrade.compile.plan import ParamError, compile_strategy  # noqa: PLC0415
+    from polytrade.data.bars import (  # noqa: PLC0415
+        attach_funding,
+        read_bars,
+        read_funding,
+        to_timeframe,
+    )
+
     loaded = spec_loader().load(strategy)
     if not isinstance(loaded.document, StrategyDocument):
         raise UsageError(f"{strategy} is a {loaded.kind}, not a Strategy")
@@ -72,6 +82,8 @@ def signals(
 
 
 def _frame(ts: np.ndarray, values: dict[str, np.ndarray], kinds: dict[str, str]) -> pl.DataFrame:
+    import polars as pl  # noqa: PLC0415 - see signals()
+
     columns: dict[str, pl.Series] = {"ts": pl.Series("ts", ts).cast(pl.Datetime("ms", "UTC"))}
     for name, column in values.items():
         series = pl.Series(name, column).fill_nan(None)  # warm-up and missing data are null

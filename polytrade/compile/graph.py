@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from polytrade.core.timeframes import TIMEFRAMES, timeframe_seconds
-from polytrade.signals.operator import Arg, Out
-from polytrade.signals.registry import operators
+from polytrade.signals.kinds import Arg, Out
+from polytrade.signals.signatures import SIGNATURES
 from polytrade.spec.expressions import FIELDS, ExpressionError, parse_expression, split_timeframe
 from polytrade.spec.models.strategy import BoolParam, ChoiceParam, FloatParam, IntParam
 from polytrade.spec.semantics import Finding, did_you_mean, strategy_expressions
@@ -29,7 +29,7 @@ from polytrade.spec.semantics import Finding, did_you_mean, strategy_expressions
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from polytrade.signals.operator import Operator
+    from polytrade.signals.kinds import Signature
     from polytrade.spec.models import StrategyDocument
     from polytrade.spec.semantics import PathT
 
@@ -174,7 +174,7 @@ class _Builder:
         self.signal_nodes: dict[str, int | None] = {}
         self.in_progress: set[str] = set()
         self.findings: list[Finding] = []
-        self.operators = operators()
+        self.operators = SIGNATURES
 
     # -------------------------------------------------------------- entry points
 
@@ -382,7 +382,7 @@ class _Walker:
                 scalars.append(self.constant(argument, where))
         return self.call(op, tuple(series), tuple(scalars))
 
-    def where(self, node: ast.Call, op: Operator) -> int:
+    def where(self, node: ast.Call, op: Signature) -> int:
         """Type `where(cond, a, b)`: a and b may be numbers or true/false, the same for both."""
         condition = self.boolean(node.args[0], "argument 1 of where (cond)")
         a, b = (self.visit(argument) for argument in node.args[1:])
@@ -391,7 +391,7 @@ class _Walker:
             raise self.fail(node, "where(cond, a, b) needs a and b both numbers or both true/false")
         return self.call(op, (condition, a, b), ())
 
-    def call(self, op: Operator, series: tuple[int, ...], scalars: tuple[int, ...]) -> int:
+    def call(self, op: Signature, series: tuple[int, ...], scalars: tuple[int, ...]) -> int:
         clocks = [c for c in (self.g.node(a).clock for a in series) if c is not None]
         clock = min(clocks) if clocks else self.g.base_clock
         boolean = op.output is Out.BOOL

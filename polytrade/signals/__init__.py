@@ -6,6 +6,7 @@ numba's disk cache checks only the source file of the function it caches, not th
 it calls in other files, so a changed operator could be served stale from the cache. Unless
 NUMBA_CACHE_DIR is set, Polytrade points numba at a cache folder named by a fingerprint of
 every operator source file (`cache_root()/numba/<fingerprint>`): changed code, fresh cache.
+It is done when this package is imported, before any of its modules imports numba.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ def cache_root() -> Path:
 
 @cache
 def code_fingerprint() -> str:
-    """sha256 over the source of every module compiled code may import (and numba's version)."""
-    from importlib.metadata import version  # noqa: PLC0415 - only needed once
+    """sha256 over the source of every module compiled code may import (about 1 ms).
 
-    digest = hashlib.sha256(version("numba").encode())
+    numba's own cache index already records numba's version.
+    """
+    digest = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
     for path in sorted([*package.glob("signals/**/*.py"), *package.glob("compile/**/*")]):
         if path.is_file() and path.suffix in {".py", ".j2"}:
@@ -40,5 +42,10 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-if "NUMBA_CACHE_DIR" not in os.environ and "numba" not in sys.modules:
-    os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba" / code_fingerprint()[:16])
+def point_numba_cache() -> None:
+    """Set NUMBA_CACHE_DIR to the fingerprinted folder, unless set or numba is already loaded."""
+    if "NUMBA_CACHE_DIR" not in os.environ and "numba" not in sys.modules:
+        os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba" / code_fingerprint()[:16])
+
+
+point_numba_cache()

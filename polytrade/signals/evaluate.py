@@ -6,12 +6,15 @@ operator can be checked on its own against a reference implementation.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numba import njit
 
+from polytrade.signals import cache_root, code_fingerprint
 from polytrade.signals.operator import Arg
 from polytrade.signals.registry import operators
 
@@ -26,13 +29,21 @@ def _batch_loop(op_name: str) -> Any:
     """A compiled loop over one operator, calling its functions directly.
 
     Called directly, numba inlines them; a loop taking the functions as arguments would call
-    them through a pointer, far slower.
+    them through a pointer, far slower. The loop is written to a module file in the cache
+    folder so that numba can cache its compiled code on disk like a Plan's.
     """
     op = operators()[op_name]
     series = [f"s{i}" for i in range(len(op.series_args))]
     scalars = [f"c{i}" for i in range(len(op.scalar_args))]
     at_t = ", ".join([f"{name}[t]" for name in series] + scalars)
+    init_module, init_name = op.function_path("init")
+    update_module, update_name = op.function_path("update")
     source = (
+        "import numpy as np\n"
+        "from numba import njit\n"
+        f"from {init_module} import {init_name} as init\n"
+        f"from {update_module} import {update_name} as update\n\n\n"
+        '@njit(cache=True, error_model="numpy", nogil=True)\n'
         f"def loop({', '.join(series + scalars)}):\n"
         f"    state = init({', '.join(scalars)})\n"
         f"    out = np.empty({series[0]}.shape[0])\n"
@@ -41,10 +52,21 @@ def _batch_loop(op_name: str) -> Any:
         f"        out[t] = value\n"
         f"    return out\n"
     )
-    namespace: dict[str, Any] = {"np": np, "init": op.init, "update": op.update}
-    # A fixed template filled with identifiers of the operator table, never with user input.
-    exec(compile(source, f"<polytrade loop {op_name}>", "exec"), namespace)  # noqa: S102
-    return njit(error_model="numpy", nogil=True)(namespace["loop"])
+    name = f"polytrade_loop_{op_name}_{code_fingerprint()[:16]}"
+    folder = cache_root() / "loops"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(source, encoding="utf-8")
+        temporary.replace(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # numba's disk cache finds the module by name when it loads
+    spec.loader.exec_module(module)
+    return module.loop
 
 
 def _arguments(

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Final
 
 from numba import njit
+
+from polytrade.signals.kinds import Arg, Out
 
 KERNEL_OPTIONS: Final[dict[str, Any]] = {
     "cache": True,
@@ -44,31 +45,6 @@ reference counting per bar."""
 def kernel(function: Callable[..., Any]) -> Any:
     """Compile an operator's init or update function with the shared numba options."""
     return njit(**KERNEL_OPTIONS)(function)
-
-
-class Arg(Enum):
-    """What an operator argument accepts."""
-
-    SERIES = "series"
-    """A number series (a constant is broadcast to every bar)."""
-    BOOL = "bool"
-    """A boolean series (true/false constant or bool param broadcast)."""
-    INT = "int"
-    """A whole number >= 1 fixed for the run: an int literal or an int param (window lengths)."""
-    FLOAT = "float"
-    """A number fixed for the run: a literal, a param, or arithmetic of them (multipliers)."""
-
-    @property
-    def is_series(self) -> bool:
-        """Whether the argument changes every bar."""
-        return self in {Arg.SERIES, Arg.BOOL}
-
-
-class Out(Enum):
-    """What an operator returns every bar."""
-
-    SERIES = "series"
-    BOOL = "bool"
 
 
 Warmup = Callable[[Sequence[int], Sequence[float]], int]
@@ -126,3 +102,6 @@ class Operator:
 def lookback(n: float) -> int:
     """Bars before a window of length `n` is full: n - 1 (helper for warm-up rules)."""
     return max(int(n) - 1, 0)
+
+
+__all__ = ["KERNEL_OPTIONS", "Arg", "Operator", "Out", "Warmup", "kernel", "lookback"]
