@@ -38,5 +38,7 @@ def test_type_checking_specs_does_not_import_numba() -> None:
         "import sys; import polytrade.compile.graph, polytrade.cli.loading; "
         "print('numba' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
