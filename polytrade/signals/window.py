@@ -1,9 +1,20 @@
-"""Ring-buffer windows with compensated sums, shared by the rolling operators.
+"""Sliding-window sums in blocks, shared by the rolling operators.
 
-A window state is `(buffer, head, count, total, compensation)`: the last `n` valid values in a
-float64 ring buffer, how many have been seen (capped at n), and their sum kept with
-Neumaier's compensation, so that a huge value entering and leaving the window does not leave
-rounding error behind (a plain running sum would).
+A window state is `(values, position, count, prefix, total)`. The stream is cut in blocks of
+n bars (van Herk/Gil-Werman, as the rolling extremes): `values[:n]` holds the current block up
+to `position` and the previous block after it (so it holds the window's values, in some
+order), `values[n:]` the previous block's suffix sums, computed once when that block completed
+(O(1) amortized). The window ending at position p is the previous block after p plus this
+block's prefix 0..p, so its sum `total` is suffix[p + 1] + prefix.
+
+Nothing is ever subtracted: every window sum is two fresh partial sums of at most n values
+each, so there is no drift, and a huge value entering and leaving the window leaves no rounding
+error behind once it is out (a running sum would keep it). The error is that of summing the
+window's values once in order (at most about n ulps of the sum of their magnitudes). The cost
+per bar is two additions, not a compensated running sum's dozen, and no branch that depends on
+the data. Until the first block completes the suffixes are NaN, and so is the sum. Both halves
+share one array, because a second array in the state would bring numba's reference counting
+into the compiled loop; the window's length is `window_length(state)`, half the array's.
 """
 
 from __future__ import annotations
@@ -13,14 +24,6 @@ import numpy as np
 from polytrade.signals.operator import kernel
 
 WindowState = tuple[np.ndarray, int, int, float, float]
-
-
-@kernel
-def window_init(n: int) -> WindowState:
-    """An empty window of length `n` (n >= 1)."""
-    if n < 1:
-        raise ValueError("a window length must be at least 1")
-    return (np.zeros(n), 0, 0, 0.0, 0.0)
 
 
 @kernel
@@ -35,40 +38,48 @@ def neumaier_add(total: float, compensation: float, value: float) -> tuple[float
 
 
 @kernel
+def window_init(n: int) -> WindowState:
+    """An empty window of length `n` (n >= 1)."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    return (np.full(2 * n, np.nan), 0, 0, 0.0, np.nan)
+
+
+@kernel
+def window_length(state: WindowState) -> int:
+    """The window's length n."""
+    return state[0].shape[0] // 2  # type: ignore[no-any-return]
+
+
+@kernel
 def window_push(state: WindowState, value: float) -> tuple[WindowState, float]:
     """Push a value; returns the new state and the value that left the window (NaN if none)."""
-    buffer, head, count, total, compensation = state
-    n = buffer.shape[0]
-    leaving = np.nan
-    if count == n:
-        leaving = buffer[head]
-        total, compensation = neumaier_add(total, compensation, -leaving)
-    else:
-        count += 1
-    buffer[head] = value
-    head = head + 1 if head + 1 < n else 0
-    total, compensation = neumaier_add(total, compensation, value)
-    return (buffer, head, count, total, compensation), leaving
+    values, position, count, prefix, total = state
+    n = values.shape[0] // 2
+    at = np.uint64(position)  # unsigned: no negative-index wraparound
+    leaving = values[at]
+    values[at] = value
+    prefix += value
+    position += 1
+    if position == n:
+        running = 0.0
+        i = np.uint64(n)
+        while i > 0:
+            i -= np.uint64(1)
+            running += values[i]
+            values[i + np.uint64(n)] = running
+        position, prefix = 0, 0.0
+    total = values[np.uint64(position + n)] + prefix
+    return (values, position, min(count + 1, n), prefix, total), leaving
 
 
 @kernel
 def window_sum(state: WindowState) -> float:
-    """The compensated sum of the values in the window."""
-    return state[3] + state[4]
+    """The sum of the values in the window (NaN until it is full)."""
+    return state[4]
 
 
 @kernel
 def window_full(state: WindowState) -> bool:
     """Whether the window holds `n` values."""
-    return bool(state[2] == state[0].shape[0])
-
-
-@kernel
-def window_get(state: WindowState, age: int) -> float:
-    """The value pushed `age` bars ago (0 = newest); the caller ensures age < count."""
-    buffer, head = state[0], state[1]
-    n = buffer.shape[0]
-    index = head - 1 - age
-    if index < 0:
-        index += n
-    return float(buffer[index])
+    return bool(state[2] == window_length(state))

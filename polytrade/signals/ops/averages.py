@@ -13,8 +13,9 @@ from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
 from polytrade.signals.registry import register
 from polytrade.signals.window import (
     WindowState,
-    window_full,
+    neumaier_add,
     window_init,
+    window_length,
     window_push,
     window_sum,
 )
@@ -24,8 +25,11 @@ if TYPE_CHECKING:
 
 EmaState = tuple[int, float, float]
 """(bars seen, value or running sum during the seed, smoothing factor)."""
-WeightedState = tuple[WindowState, float, float]
-"""(window of the last n values with their compensated sum, weighted sum, its compensation)."""
+RingState = tuple[np.ndarray, int, int, float, float]
+"""(ring of the last n values, next slot, values held (capped at n), their sum kept with
+Neumaier's compensation, the compensation)."""
+WeightedState = tuple[RingState, float, float]
+"""(ring of the last n values with their compensated sum, weighted sum, its compensation)."""
 
 
 def _after(inputs: Sequence[int], bars: int) -> int:
@@ -39,14 +43,15 @@ def sma_init(n: int) -> WindowState:
 
 
 @kernel
-def sma_update(state: WindowState, x: float, n: int) -> tuple[WindowState, float]:
-    """Push x; the window mean once the window is full."""
+def sma_update(state: WindowState, x: float, n: int) -> tuple[WindowState, float]:  # noqa: ARG001
+    """Push x; the window mean once the window is full (the window's sum is NaN until then).
+
+    The length is the state's (n is only the contract's scalar argument).
+    """
     if np.isnan(x):
         return state, np.nan
     state, _ = window_push(state, x)
-    if not window_full(state):
-        return state, np.nan
-    return state, window_sum(state) / n
+    return state, window_sum(state) / window_length(state)
 
 
 @kernel
@@ -116,6 +121,36 @@ def compensated_add(total: float, compensation: float, value: float) -> tuple[fl
     return total, compensation + error
 
 
+@kernel
+def ring_init(n: int) -> RingState:
+    """An empty ring of length n with a compensated sum (n >= 1)."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    return (np.zeros(n), 0, 0, 0.0, 0.0)
+
+
+@kernel
+def ring_push(state: RingState, value: float) -> tuple[RingState, float]:
+    """Push a value; the new state and the value that left the ring (NaN if none).
+
+    The sum is exact up to its compensation's rounding: what enters it is what leaves it, so
+    the weighted sums built on it (`weighted_step`) do not drift.
+    """
+    buffer, head, count, total, compensation = state
+    n = buffer.shape[0]
+    at = np.uint64(head)  # unsigned: no negative-index wraparound
+    leaving = np.nan
+    if count == n:
+        leaving = buffer[at]
+        total, compensation = neumaier_add(total, compensation, -leaving)
+    else:
+        count += 1
+    buffer[at] = value
+    head = head + 1 if head + 1 < n else 0
+    total, compensation = neumaier_add(total, compensation, value)
+    return (buffer, head, count, total, compensation), leaving
+
+
 DOMINANT = 2.0**50
 """A value leaving a compensated sum this many times larger than what remains is a spike: the
 sum is renormalized (or rebuilt) so that the spike's rounding error leaves with it."""
@@ -132,7 +167,7 @@ def weighted_step(
 ) -> tuple[float, float]:
     """W' = W - S + n*x for the linearly weighted sum W (newest weight n, oldest 1) of a window.
 
-    S (the window's plain sum before x is pushed, as window.py's pair) is subtracted in full
+    S (the ring's plain sum before x is pushed, as `ring_push`'s pair) is subtracted in full
     and n*x is formed exactly, so what enters W is exactly what later leaves it: W does not
     drift. (After a spike leaves, the caller renormalizes W: see `weighted_settle`.)
     """
@@ -146,7 +181,7 @@ def weighted_step(
 
 @kernel
 def weighted_settle(
-    total: float, compensation: float, window: WindowState, leaving: float
+    total: float, compensation: float, window: RingState, leaving: float
 ) -> tuple[float, float]:
     """Renormalize W once a spike has left its window (the last step pushed out `leaving`).
 
@@ -163,7 +198,7 @@ def weighted_settle(
 @kernel
 def weighted_init(n: int) -> WeightedState:
     """A window of length n with its linearly weighted sum (newest weight n, oldest 1)."""
-    return (window_init(n), 0.0, 0.0)
+    return (ring_init(n), 0.0, 0.0)
 
 
 # ---------------------------------------------------------------- WMA
@@ -182,7 +217,7 @@ def wma_update(state: WeightedState, x: float, n: int) -> tuple[WeightedState, f
         return state, np.nan
     window, total, compensation = state
     total, compensation = weighted_step(total, compensation, window[3], window[4], float(n), x)
-    window, leaving = window_push(window, x)
+    window, leaving = ring_push(window, x)
     if window[2] < n:
         return (window, total, compensation), np.nan
     total, compensation = weighted_settle(total, compensation, window, leaving)
@@ -269,10 +304,10 @@ def hma_update(state: HmaState, x: float, n: int) -> tuple[HmaState, float]:
     (half, half_total, half_low), (full, full_total, full_low), outer_state = state
     half_n = half[0].shape[0]
     half_total, half_low = weighted_step(half_total, half_low, half[3], half[4], float(half_n), x)
-    half, leaving = window_push(half, x)
+    half, leaving = ring_push(half, x)
     half_total, half_low = weighted_settle(half_total, half_low, half, leaving)
     full_total, full_low = weighted_step(full_total, full_low, full[3], full[4], float(n), x)
-    full, leaving = window_push(full, x)
+    full, leaving = ring_push(full, x)
     full_total, full_low = weighted_settle(full_total, full_low, full, leaving)
     if full[2] < n:
         return ((half, half_total, half_low), (full, full_total, full_low), outer_state), np.nan
@@ -284,7 +319,7 @@ def hma_update(state: HmaState, x: float, n: int) -> tuple[HmaState, float]:
     outer_total, outer_low = weighted_step(
         outer_total, outer_low, outer[3], outer[4], float(root), y
     )
-    outer, leaving = window_push(outer, y)
+    outer, leaving = ring_push(outer, y)
     outer_total, outer_low = weighted_settle(outer_total, outer_low, outer, leaving)
     state = (
         (half, half_total, half_low),
@@ -315,6 +350,52 @@ def kama_init(n: int) -> KamaState:
 
 
 @kernel
+def kama_push(state: KamaState, x: float, n: int) -> tuple[KamaState, float]:
+    """One bar of `kama_update` (x known not to be NaN, n > 1).
+
+    The state is unpacked here, not in `kama_update`, and ring slots are indexed unsigned: both
+    keep reference counting and index wraparound out of the compiled loop.
+    """
+    prices, head, count, path, compensation, moving, kama = state
+    size = n + 1
+    previous = prices[np.uint64(head - 1 if head > 0 else size - 1)]
+    # n bars before x once count >= n
+    oldest = prices[np.uint64(head + 1 if head + 1 < size else 0)]
+    if count == size:
+        # a new change enters; the change from n+1 to n bars ago leaves
+        change, leaving = abs(x - previous), abs(oldest - prices[np.uint64(head)])
+        step, step_error = two_sum(change, -leaving)
+        path, compensation = compensated_add(path, compensation + step_error, step)
+        moving += (change != 0.0) - (leaving != 0.0)
+        if not leaving <= DOMINANT * abs(path + compensation):
+            path, compensation = two_sum(path, compensation)  # a spike left: see weighted_settle
+    elif count > 0:
+        change = abs(x - previous)
+        path, compensation = compensated_add(path, compensation, change)
+        moving += change != 0.0
+    prices[np.uint64(head)] = x
+    head = head + 1 if head + 1 < size else 0
+    value = np.nan
+    if count < n:
+        count += 1
+    else:
+        count = size
+        if np.isnan(kama):
+            kama = previous  # TA-Lib uses the previous price as the KAMA before the first one
+        net = x - oldest
+        total = path + compensation
+        # TA-Lib tests the path for zero with an absolute tolerance; counting the non-zero
+        # changes is exact at every price scale.
+        efficiency = 1.0 if moving == 0 or total <= net else abs(net / total)
+        smoothing = efficiency * _KAMA_SPAN + _KAMA_SLOW
+        smoothing *= smoothing
+        kama = (x - kama) * smoothing + kama
+        value = kama
+    # one exit: a second return of the array would bring reference counting into the loop
+    return (prices, head, count, path, compensation, moving, kama), value
+
+
+@kernel
 def kama_update(state: KamaState, x: float, n: int) -> tuple[KamaState, float]:
     """Kaufman's adaptive MA with TA-Lib's seeding: the first value (bar n) starts from x[n-1].
 
@@ -327,37 +408,7 @@ def kama_update(state: KamaState, x: float, n: int) -> tuple[KamaState, float]:
     if n == 1:
         # TA-Lib returns the input unchanged for a 1-bar period.
         return state, x
-    prices, head, count, path, compensation, moving, kama = state
-    size = n + 1
-    previous = prices[head - 1 if head > 0 else size - 1]
-    oldest = prices[head + 1 if head + 1 < size else 0]  # n bars before x once count >= n
-    if count == size:
-        # a new change enters; the change from n+1 to n bars ago leaves
-        change, leaving = abs(x - previous), abs(oldest - prices[head])
-        step, step_error = two_sum(change, -leaving)
-        path, compensation = compensated_add(path, compensation + step_error, step)
-        moving += (change != 0.0) - (leaving != 0.0)
-        if not leaving <= DOMINANT * abs(path + compensation):
-            path, compensation = two_sum(path, compensation)  # a spike left: see weighted_settle
-    elif count > 0:
-        change = abs(x - previous)
-        path, compensation = compensated_add(path, compensation, change)
-        moving += change != 0.0
-    prices[head] = x
-    head = head + 1 if head + 1 < size else 0
-    if count < n:
-        return (prices, head, count + 1, path, compensation, moving, kama), np.nan
-    if np.isnan(kama):
-        kama = previous  # TA-Lib uses the previous price as the KAMA before the first one
-    net = x - oldest
-    total = path + compensation
-    # TA-Lib tests the path for zero with an absolute tolerance; counting the non-zero changes
-    # is exact at every price scale.
-    efficiency = 1.0 if moving == 0 or total <= net else abs(net / total)
-    smoothing = efficiency * _KAMA_SPAN + _KAMA_SLOW
-    smoothing *= smoothing
-    kama = (x - kama) * smoothing + kama
-    return (prices, head, size, path, compensation, moving, kama), kama
+    return kama_push(state, x, n)  # type: ignore[no-any-return]
 
 
 def _hma_warmup(inputs: Sequence[int], scalars: Sequence[float]) -> int:

@@ -7,10 +7,8 @@ import numpy as np
 from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
 from polytrade.signals.ops.volatility import (
     MomentsState,
-    moments_full,
     moments_init,
     moments_push,
-    moments_stats,
 )
 from polytrade.signals.registry import register
 
@@ -27,10 +25,7 @@ def funding_zscore_update(
     """(rate - window mean) / window population std once the window is full."""
     if np.isnan(rate):
         return state, np.nan
-    state = moments_push(state, rate)
-    if not moments_full(state):
-        return state, np.nan
-    _, deviation, std = moments_stats(state, rate)
+    state, _, deviation, std = moments_push(state, rate)
     return state, deviation / std
 
 

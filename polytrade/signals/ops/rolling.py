@@ -1,13 +1,14 @@
 """Rolling-window statistics: sum, mean, std, min, max, z-score, regression slope, realized vol.
 
 Every window counts bars with data (a NaN bar is skipped) and includes the current bar.
-Sums use window.py's compensated ring buffer; min/max use van Herk/Gil-Werman blocks (O(1)
-amortized, branch-free per bar); variances use anchored compensated sums (`moments_step`).
+Sums use window.py's block sums; min/max use van Herk/Gil-Werman blocks (O(1) amortized,
+branch-free per bar); variances use anchored compensated sums (`moments_step`); the regression
+slope a compensated ring (averages.py's `ring_push`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from polytrade.signals.ops.averages import (
     DOMINANT,
     WeightedState,
     compensated_add,
+    ring_push,
     sma_init,
     sma_update,
     two_product,
@@ -38,9 +40,9 @@ if TYPE_CHECKING:
 MomentsState = tuple[np.ndarray, int, int, int, float, float, float, float, float]
 """(ring of the last n values, head, count, pushes since the anchor, anchor,
 sum of (x - anchor) and its compensation, sum of (x - anchor)^2 and its compensation)."""
-ExtremeState = tuple[np.ndarray, float, int, int]
-"""(the current block's values, then the previous block's suffix minima and +inf; prefix
-minimum of the current block; position in the block; bars pushed so far, capped at n)."""
+ExtremeState = tuple[np.ndarray, float, int]
+"""(the current block's values, then the previous block's suffix extremes (NaN before the first
+block completes) and a +-inf sentinel; extreme of the current block so far; position in it)."""
 
 
 # ---------------------------------------------------------------- variance over a window
@@ -53,19 +55,6 @@ def moments_init(n: int) -> MomentsState:
         raise ValueError("a window length must be at least 1")
     # The first push anchors (pushes since the anchor reaches n).
     return (np.zeros(n), 0, 0, n - 1, 0.0, 0.0, 0.0, 0.0, 0.0)
-
-
-@kernel
-def anchored_sums(
-    values: np.ndarray, count: int, anchor: float
-) -> tuple[float, float, float, float]:
-    """Compensated sums of d and d*d, d = value - anchor, over values[:count]."""
-    s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
-    for i in range(count):
-        d = values[i] - anchor
-        s1, c1 = compensated_add(s1, c1, d)
-        s2, c2 = compensated_add(s2, c2, d * d)
-    return s1, c1, s2, c2
 
 
 @kernel
@@ -96,7 +85,7 @@ def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out: no tuple ho
     square = d * d
     rebuild = False
     if count == n:
-        old = values[head] - anchor
+        old = values[np.uint64(head)] - anchor
         old_square = old * old
         step, step_error = two_sum(d, -old)
         s1, c1 = compensated_add(s1, c1 + step_error, step)
@@ -107,13 +96,19 @@ def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out: no tuple ho
         count += 1
         s1, c1 = compensated_add(s1, c1, d)
         s2, c2 = compensated_add(s2, c2, square)
-    values[head] = x
+    values[np.uint64(head)] = x
     head = head + 1 if head + 1 < n else 0
     since += 1
     if since >= n or rebuild:
         # The ring fills from position 0, so values[:count] are the window's values.
+        # (the loop is written out here: a call passing the ring would bring numba's reference
+        # counting into the compiled loop)
         since, anchor = 0, x
-        s1, c1, s2, c2 = anchored_sums(values, count, anchor)
+        s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
+        for i in range(count):
+            d = values[np.uint64(i)] - anchor
+            s1, c1 = compensated_add(s1, c1, d)
+            s2, c2 = compensated_add(s2, c2, d * d)
     return head, count, since, anchor, s1, c1, s2, c2
 
 
@@ -129,14 +124,30 @@ def offset_variance(count: int, s1: float, c1: float, s2: float, c2: float) -> t
 
 
 @kernel
-def rolling_sum_update(state: WindowState, x: float, n: int) -> tuple[WindowState, float]:
-    """Push x; the compensated sum of the window once it is full."""
+def rolling_sum_update(
+    state: WindowState,
+    x: float,
+    n: int,  # noqa: ARG001 - the contract passes every scalar; the state knows its length
+) -> tuple[WindowState, float]:
+    """Push x; the sum of the window once it is full (NaN until then)."""
     if np.isnan(x):
         return state, np.nan
     state, _ = window_push(state, x)
-    if state[2] < n:
-        return state, np.nan
     return state, window_sum(state)
+
+
+@kernel
+def moments_push(state: MomentsState, x: float) -> MomentsState:
+    """Push x (see `moments_step`).
+
+    The state is unpacked here and rebuilt once: a single exit keeps numba's reference counting
+    of the ring out of the compiled loop.
+    """
+    values, head, count, since, anchor, s1, c1, s2, c2 = state
+    head, count, since, anchor, s1, c1, s2, c2 = moments_step(
+        values, head, count, since, anchor, s1, c1, s2, c2, x
+    )
+    return (values, head, count, since, anchor, s1, c1, s2, c2)
 
 
 @kernel
@@ -144,15 +155,12 @@ def rolling_std_update(state: MomentsState, x: float, n: int) -> tuple[MomentsSt
     """Push x; the population standard deviation of the window once it is full."""
     if np.isnan(x):
         return state, np.nan
-    values = state[0]
-    head, count, since, anchor, s1, c1, s2, c2 = moments_step(
-        values, state[1], state[2], state[3], state[4], state[5], state[6], state[7], state[8], x
-    )
-    state = (values, head, count, since, anchor, s1, c1, s2, c2)
-    if count < n:
-        return state, np.nan
-    _, variance = offset_variance(count, s1, c1, s2, c2)
-    return state, np.sqrt(variance)
+    state = moments_push(state, x)
+    value = np.nan
+    if state[2] >= n:
+        _, variance = offset_variance(state[2], state[5], state[6], state[7], state[8])
+        value = np.sqrt(variance)
+    return state, value
 
 
 @kernel
@@ -160,78 +168,111 @@ def zscore_update(state: MomentsState, x: float, n: int) -> tuple[MomentsState, 
     """Push x; (x - window mean) / window population std once the window is full (0/0 = NaN)."""
     if np.isnan(x):
         return state, np.nan
-    values = state[0]
-    head, count, since, anchor, s1, c1, s2, c2 = moments_step(
-        values, state[1], state[2], state[3], state[4], state[5], state[6], state[7], state[8], x
-    )
-    state = (values, head, count, since, anchor, s1, c1, s2, c2)
-    if count < n:
-        return state, np.nan
-    offset, variance = offset_variance(count, s1, c1, s2, c2)
-    return state, ((x - anchor) - offset) / np.sqrt(variance)
+    state = moments_push(state, x)
+    value = np.nan
+    if state[2] >= n:
+        offset, variance = offset_variance(state[2], state[5], state[6], state[7], state[8])
+        value = ((x - state[4]) - offset) / np.sqrt(variance)
+    return state, value
 
 
 # ---------------------------------------------------------------- min, max
 
+LOWEST: Final = True
+"""`lowest` of the extreme kernels: the window's minimum."""
+HIGHEST: Final = False
+"""`lowest` of the extreme kernels: the window's maximum."""
+
 
 @kernel
-def extreme_init(n: int) -> ExtremeState:
-    """An empty running-minimum window of length n."""
+def extreme_init(n: int, lowest: bool) -> ExtremeState:  # noqa: FBT001 - see extreme_push
+    """An empty window of length n for the running minimum (lowest) or maximum."""
     if n < 1:
         raise ValueError("a window length must be at least 1")
-    return (np.full(2 * n + 1, np.inf), np.inf, 0, 0)
+    sentinel = np.inf if lowest else -np.inf
+    values = np.full(2 * n + 1, sentinel)
+    # No block before the first: its suffixes are unknown, so the first n-1 windows are NaN.
+    values[n : 2 * n] = np.nan
+    return (values, sentinel, 0)
 
 
 @kernel
-def suffix_minima(values: np.ndarray, n: int) -> None:
-    """values[n + i] = min(values[i:n]) for i < n, from the block in values[:n]."""
-    for i in range(n - 1, -1, -1):
-        value, after = values[i], values[n + i + 1]
-        values[n + i] = min(after, value)
+def pick(a: float, b: float, lowest: bool) -> float:  # noqa: FBT001 - see extreme_push
+    """The smaller (lowest) or larger of a and b; b when either is NaN (one minsd/maxsd)."""
+    if lowest:
+        return min(b, a)
+    return max(b, a)
 
 
 @kernel
-def extreme_push(state: ExtremeState, x: float, n: int) -> tuple[ExtremeState, float]:
-    """Push x; the minimum of the last n values (of those pushed, if fewer).
+def extreme_push(
+    state: ExtremeState,
+    x: float,
+    n: int,
+    lowest: bool,  # noqa: FBT001 - a constant flag: numba has no keyword-only arguments
+) -> tuple[ExtremeState, float]:
+    """Push x; the minimum (lowest) or maximum of the last n values, NaN while fewer.
 
     van Herk/Gil-Werman: the stream is cut in blocks of n bars. The window ending at position i
     of the current block is positions i+1.. of the previous block plus 0..i of this one, so its
-    minimum is min(suffix minimum of the previous block after i, prefix minimum of this block).
-    Suffix minima are computed once per block: O(1) amortized and, unlike a monotonic deque,
-    no data-dependent branch per bar.
+    extreme is that of the previous block's suffix after i and of this block's prefix. Suffix
+    extremes are computed once per block: O(1) amortized and, unlike a monotonic deque, no
+    data-dependent branch per bar. Before the first block completes, the suffixes are NaN, so
+    the warm-up needs no counter. `lowest` is a constant at every call site: numba inlines this
+    kernel and LLVM folds the branches away. Indices are unsigned, so numba emits no
+    negative-index wraparound.
     """
-    values, prefix, position, bars = state
-    values[position] = x
-    prefix = min(prefix, x)
-    after = values[n + position + 1]
-    minimum = min(prefix, after)
+    values, best, position = state
+    at = np.uint64(position)
+    values[at] = x
+    best = pick(x, best, lowest)
+    extreme = pick(best, values[at + np.uint64(n + 1)], lowest)  # values[2n]: the sentinel
     position += 1
     if position == n:
-        suffix_minima(values, n)
-        prefix, position = np.inf, 0
-    return (values, prefix, position, bars + 1 if bars < n else n), minimum
+        running = np.inf if lowest else -np.inf
+        i = np.uint64(n)
+        while i > 0:
+            i -= np.uint64(1)
+            running = pick(values[i], running, lowest)
+            values[i + np.uint64(n)] = running
+        best, position = (np.inf if lowest else -np.inf), 0
+    return (values, best, position), extreme
 
 
 @kernel
-def rolling_min_update(state: ExtremeState, x: float, n: int) -> tuple[ExtremeState, float]:
+def rolling_min_init(n: int) -> ExtremeState:
+    """State of `rolling_min`: an empty running-minimum window."""
+    return extreme_init(n, LOWEST)  # type: ignore[no-any-return]
+
+
+@kernel
+def rolling_max_init(n: int) -> ExtremeState:
+    """State of `rolling_max`: an empty running-maximum window."""
+    return extreme_init(n, HIGHEST)  # type: ignore[no-any-return]
+
+
+@kernel
+def rolling_min_update(
+    state: ExtremeState,
+    x: float,
+    n: int,
+) -> tuple[ExtremeState, float]:
     """Push x; the smallest value of the window once it is full."""
     if np.isnan(x):
         return state, np.nan
-    state, minimum = extreme_push(state, x, n)
-    if state[3] < n:
-        return state, np.nan
-    return state, minimum
+    return extreme_push(state, x, n, LOWEST)  # type: ignore[no-any-return]
 
 
 @kernel
-def rolling_max_update(state: ExtremeState, x: float, n: int) -> tuple[ExtremeState, float]:
-    """Push x; the largest value of the window once it is full (minus the minimum of -x)."""
+def rolling_max_update(
+    state: ExtremeState,
+    x: float,
+    n: int,
+) -> tuple[ExtremeState, float]:
+    """Push x; the largest value of the window once it is full."""
     if np.isnan(x):
         return state, np.nan
-    state, minimum = extreme_push(state, -x, n)
-    if state[3] < n:
-        return state, np.nan
-    return state, -minimum
+    return extreme_push(state, x, n, HIGHEST)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- regression slope
@@ -249,7 +290,7 @@ def linreg_slope_update(state: WeightedState, x: float, n: int) -> tuple[Weighte
         return state, np.nan
     window, total, compensation = state
     total, compensation = weighted_step(total, compensation, window[3], window[4], float(n), x)
-    window, leaving = window_push(window, x)
+    window, leaving = ring_push(window, x)
     if window[2] < n:
         return (window, total, compensation), np.nan
     total, compensation = weighted_settle(total, compensation, window, leaving)
@@ -273,33 +314,30 @@ def realized_vol_init(n: int) -> RealizedVolState:
 
 
 @kernel
+def realized_vol_push(state: RealizedVolState, x: float) -> tuple[RealizedVolState, float]:
+    """Push ln(x / previous x) (nothing on the first value); (state, std or NaN). One exit."""
+    values, head, count, since, anchor, s1, c1, s2, c2, previous = state
+    if not np.isnan(previous):
+        head, count, since, anchor, s1, c1, s2, c2 = moments_step(
+            values, head, count, since, anchor, s1, c1, s2, c2, np.log(x / previous)
+        )
+    value = np.nan
+    if count >= values.shape[0]:
+        _, variance = offset_variance(count, s1, c1, s2, c2)
+        value = np.sqrt(variance)
+    return (values, head, count, since, anchor, s1, c1, s2, c2, x), value
+
+
+@kernel
 def realized_vol_update(
-    state: RealizedVolState, x: float, n: int
+    state: RealizedVolState,
+    x: float,
+    n: int,  # noqa: ARG001 - the contract passes every scalar
 ) -> tuple[RealizedVolState, float]:
     """Push ln(x / previous x); the population std of the last n log returns."""
     if np.isnan(x):
         return state, np.nan
-    values, previous = state[0], state[9]
-    if np.isnan(previous):
-        head, count, since, anchor, s1, c1, s2, c2 = state[1:9]
-        return (values, head, count, since, anchor, s1, c1, s2, c2, x), np.nan
-    head, count, since, anchor, s1, c1, s2, c2 = moments_step(
-        values,
-        state[1],
-        state[2],
-        state[3],
-        state[4],
-        state[5],
-        state[6],
-        state[7],
-        state[8],
-        np.log(x / previous),
-    )
-    state = (values, head, count, since, anchor, s1, c1, s2, c2, x)
-    if count < n:
-        return state, np.nan
-    _, variance = offset_variance(count, s1, c1, s2, c2)
-    return state, np.sqrt(variance)
+    return realized_vol_push(state, x)  # type: ignore[no-any-return]
 
 
 def _window(inputs: Sequence[int], scalars: Sequence[float]) -> int:
@@ -349,7 +387,7 @@ register(
         name="rolling_min",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=extreme_init,
+        init=rolling_min_init,
         update=rolling_min_update,
         warmup=_window,
         summary="Smallest of the last `length` values (TA-Lib MIN), in units of x; "
@@ -361,7 +399,7 @@ register(
         name="rolling_max",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=extreme_init,
+        init=rolling_max_init,
         update=rolling_max_update,
         warmup=_window,
         summary="Largest of the last `length` values (TA-Lib MAX), in units of x; "

@@ -3,11 +3,12 @@
 Every window counts bars with data (a NaN bar is skipped) and includes the current bar. "The
 previous close" is the close of the previous bar that had data.
 
-Speed notes. A state tuple that holds an array costs reference-count traffic every time a
-non-inlined function returns it, so the window code is split in two: a `*_step` kernel that
-takes the array and the scalars spelled out and returns scalars only, and a wrapper that
-rebuilds the state tuple (every kernel is inlined by numba into its caller). Wilder's smoothing
-is written
+Speed notes. A state tuple that holds an array can bring numba's reference counting into the
+compiled loop (a call per bar): the window code is split in two, a `*_step` kernel that takes
+the array and the scalars spelled out and returns scalars only, and one kernel that unpacks the
+state, calls it and rebuilds the tuple with a single return (several returns of a rebuilt
+tuple, another kernel layer returning it, or a loop in a kernel that the array is passed to
+defeat numba's pruning of the reference counts). Wilder's smoothing is written
 atr * ((n - 1) / n) + tr * (1 / n): no division in the bar-to-bar dependency chain (3x faster
 than TA-Lib's literal (atr * (n - 1) + tr) / n, and as close to TA-Lib's output, ~3e-15).
 """
@@ -20,6 +21,14 @@ import numpy as np
 
 from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
 from polytrade.signals.ops.averages import EmaState, ema_init, ema_update
+from polytrade.signals.ops.rolling import (
+    HIGHEST,
+    LOWEST,
+    ExtremeState,
+    extreme_push,
+    rolling_max_init,
+    rolling_min_init,
+)
 from polytrade.signals.registry import register
 from polytrade.signals.window import neumaier_add
 
@@ -32,9 +41,6 @@ MomentsState = tuple[np.ndarray, int, int, int, float, float, float, float, floa
 """(ring of the last n values, next slot, values held (capped at n), pushes since the anchor,
 anchor, sum of (x - anchor) and its compensation, sum of (x - anchor)^2 and its compensation,
 how many of the newest values are equal (capped at n))."""
-ExtremeState = tuple[np.ndarray, float, int, int]
-"""(the current block's n values, then the previous block's suffix maxima and a -inf; maximum
-of the current block so far; position in the block; values pushed, capped at n)."""
 KeltnerState = tuple[EmaState, AtrState]
 SupertrendState = tuple[AtrState, float, float, float]
 """(ATR state, final upper band, final lower band, 1.0 up / 0.0 down / NaN before the first)."""
@@ -146,19 +152,6 @@ def moments_init(n: int) -> MomentsState:
 
 
 @kernel
-def moments_anchored_sums(
-    buffer: np.ndarray, count: int, anchor: float
-) -> tuple[float, float, float, float]:
-    """Compensated sums of d and d*d, d = value - anchor, over the first `count` values."""
-    s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
-    for i in range(count):
-        d = buffer[i] - anchor
-        s1, c1 = neumaier_add(s1, c1, d)
-        s2, c2 = neumaier_add(s2, c2, d * d)
-    return s1, c1, s2, c2
-
-
-@kernel
 def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out, no tuple holding the array
     buffer: np.ndarray,
     head: int,
@@ -179,25 +172,31 @@ def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out, no tuple ho
     The anchored value stays in the window until the next anchor, so every |d| is at most the
     window's range: no cancellation at any price level, and nothing a huge value left behind
     survives the next anchor. The same d and d*d that entered a sum leave it, with Neumaier's
-    compensation (window.py). `run` counts the equal newest values, so a flat window is exact
+    compensation (`neumaier_add`). `run` counts the equal newest values, so a flat window is exact
     whatever the sums kept in their low digits.
     """
     n = buffer.shape[0]
-    newest = buffer[head - 1] if head > 0 else buffer[n - 1]
+    newest = buffer[np.uint64(head - 1 if head > 0 else n - 1)]  # unsigned: no wraparound
     run = min(run + 1, n) if count > 0 and newest == x else 1
     leaving = np.nan
     if count == n:
-        leaving = buffer[head]
+        leaving = buffer[np.uint64(head)]
     else:
         count += 1
-    buffer[head] = x
+    buffer[np.uint64(head)] = x
     head = head + 1 if head + 1 < n else 0
     since += 1
     if since >= n:
         since = 0
         anchor = x
-        # the ring fills from position 0, so its first `count` slots are the values
-        s1, c1, s2, c2 = moments_anchored_sums(buffer, count, anchor)
+        # The ring fills from position 0, so its first `count` slots are the values. (The loop
+        # is written out here: a call passing the ring would bring numba's reference counting
+        # into the compiled loop.)
+        s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
+        for i in range(count):
+            d = buffer[np.uint64(i)] - anchor
+            s1, c1 = neumaier_add(s1, c1, d)
+            s2, c2 = neumaier_add(s2, c2, d * d)
     else:
         if not np.isnan(leaving):
             d = leaving - anchor
@@ -210,45 +209,27 @@ def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out, no tuple ho
 
 
 @kernel
-def moments_push(state: MomentsState, x: float) -> MomentsState:
-    """Push x into the window (see `moments_step`)."""
-    buffer = state[0]
-    head, count, since, anchor, s1, c1, s2, c2, run = moments_step(
-        buffer,
-        state[1],
-        state[2],
-        state[3],
-        state[4],
-        state[5],
-        state[6],
-        state[7],
-        state[8],
-        state[9],
-        x,
-    )
-    return (buffer, head, count, since, anchor, s1, c1, s2, c2, run)
+def moments_push(state: MomentsState, x: float) -> tuple[MomentsState, float, float, float]:
+    """Push x (see `moments_step`); (state, mean, x - mean, population std).
 
+    All three are NaN while the window is not full; a flat window gives exactly (x, 0, 0).
 
-@kernel
-def moments_full(state: MomentsState) -> bool:
-    """Whether the window holds n values."""
-    full: bool = state[2] == state[0].shape[0]
-    return full
-
-
-@kernel
-def moments_stats(state: MomentsState, x: float) -> tuple[float, float, float]:
-    """(mean, x - mean, population std) of a full window whose newest value is x.
-
-    A flat window gives exactly (x, 0, 0).
+    The state is unpacked here and rebuilt once, with a single exit: numba then keeps the
+    reference counting of the ring out of the compiled loop.
     """
-    n = state[0].shape[0]
-    anchor, s1, c1, s2, c2, run = state[4], state[5], state[6], state[7], state[8], state[9]
+    buffer, head, count, since, anchor, s1, c1, s2, c2, run = state
+    head, count, since, anchor, s1, c1, s2, c2, run = moments_step(
+        buffer, head, count, since, anchor, s1, c1, s2, c2, run, x
+    )
+    n = buffer.shape[0]
+    mean, deviation, std = np.nan, np.nan, np.nan
     if run >= n:
-        return x, 0.0, 0.0
-    offset = (s1 + c1) / n
-    variance = max((s2 + c2) / n - offset * offset, 0.0)
-    return anchor + offset, (x - anchor) - offset, np.sqrt(variance)
+        mean, deviation, std = x, 0.0, 0.0
+    elif count == n:
+        offset = (s1 + c1) / n
+        variance = max((s2 + c2) / n - offset * offset, 0.0)
+        mean, deviation, std = anchor + offset, (x - anchor) - offset, np.sqrt(variance)
+    return (buffer, head, count, since, anchor, s1, c1, s2, c2, run), mean, deviation, std
 
 
 # ---------------------------------------------------------------- Bollinger bands
@@ -261,16 +242,6 @@ def bb_init(n: int, width: float) -> MomentsState:  # noqa: ARG001 - the contrac
 
 
 @kernel
-def bb_push(state: MomentsState, x: float) -> tuple[MomentsState, float, float, float]:
-    """Push x; (state, mean, x - mean, std), NaN while the window is not full."""
-    state = moments_push(state, x)
-    if not moments_full(state):
-        return state, np.nan, np.nan, np.nan
-    mean, deviation, std = moments_stats(state, x)
-    return state, mean, deviation, std
-
-
-@kernel
 def bb_upper_update(
     state: MomentsState,
     x: float,
@@ -280,7 +251,7 @@ def bb_upper_update(
     """SMA + width * population std (TA-Lib BBANDS upper band)."""
     if np.isnan(x):
         return state, np.nan
-    state, mean, _, std = bb_push(state, x)
+    state, mean, _, std = moments_push(state, x)
     return state, mean + width * std
 
 
@@ -294,7 +265,7 @@ def bb_mid_update(
     """The SMA (TA-Lib BBANDS middle band)."""
     if np.isnan(x):
         return state, np.nan
-    state, mean, _, _ = bb_push(state, x)
+    state, mean, _, _ = moments_push(state, x)
     return state, mean
 
 
@@ -308,7 +279,7 @@ def bb_lower_update(
     """SMA - width * population std (TA-Lib BBANDS lower band)."""
     if np.isnan(x):
         return state, np.nan
-    state, mean, _, std = bb_push(state, x)
+    state, mean, _, std = moments_push(state, x)
     return state, mean - width * std
 
 
@@ -322,7 +293,7 @@ def bb_width_update(
     """(upper - lower) / mid = 2 * width * std / SMA."""
     if np.isnan(x):
         return state, np.nan
-    state, mean, _, std = bb_push(state, x)
+    state, mean, _, std = moments_push(state, x)
     return state, 2.0 * width * std / mean
 
 
@@ -336,7 +307,7 @@ def bb_pctb_update(
     """(x - lower) / (upper - lower) = (x - mean + width * std) / (2 * width * std)."""
     if np.isnan(x):
         return state, np.nan
-    state, _, deviation, std = bb_push(state, x)
+    state, _, deviation, std = moments_push(state, x)
     band = width * std
     return state, (deviation + band) / (2.0 * band)
 
@@ -405,57 +376,11 @@ def keltner_lower_update(
 
 
 @kernel
-def extreme_init(n: int) -> ExtremeState:
-    """An empty running-maximum window of length n."""
-    if n < 1:
-        raise ValueError("a window length must be at least 1")
-    return (np.full(2 * n + 1, -np.inf), -np.inf, 0, 0)
-
-
-@kernel
-def extreme_step(
-    values: np.ndarray, prefix: float, position: int, pushed: int, x: float
-) -> tuple[float, int, int, float]:
-    """Push x into the block (in place); returns (prefix, position, pushed, window maximum).
-
-    van Herk / Gil-Werman: the bars are cut into blocks of n. The window ending at position p
-    of the current block is the current block's prefix 0..p plus the previous block's suffix
-    p+1..n-1, whose maxima are computed once when that block completes (n compares every n
-    bars): O(1) amortized, three compares per bar and no data-dependent loop, which beats a
-    monotonic deque's unpredictable pops by an order of magnitude on real prices.
-    """
-    n = (values.shape[0] - 1) // 2
-    values[position] = x
-    prefix = max(prefix, x)
-    after = values[n + position + 1]  # values[2n] stays -inf: the last position needs nothing
-    extreme = max(after, prefix)
-    position += 1
-    if position == n:
-        running = -np.inf
-        for i in range(n - 1, -1, -1):
-            running = max(running, values[i])
-            values[n + i] = running
-        position, prefix = 0, -np.inf
-    return prefix, position, min(pushed + 1, n), extreme
-
-
-@kernel
-def extreme_push(state: ExtremeState, x: float) -> tuple[ExtremeState, float]:
-    """Push x (see `extreme_step`); returns the new state and the window's maximum."""
-    values = state[0]
-    prefix, position, pushed, extreme = extreme_step(values, state[1], state[2], state[3], x)
-    return (values, prefix, position, pushed), extreme
-
-
-@kernel
 def donchian_upper_update(state: ExtremeState, high: float, n: int) -> tuple[ExtremeState, float]:
-    """The highest high of the last n bars, this one included."""
+    """The highest high of the last n bars, this one included (rolling.py's van Herk window)."""
     if np.isnan(high):
         return state, np.nan
-    state, extreme = extreme_push(state, high)
-    if state[3] < n:
-        return state, np.nan
-    return state, extreme
+    return extreme_push(state, high, n, HIGHEST)  # type: ignore[no-any-return]
 
 
 @kernel
@@ -463,10 +388,7 @@ def donchian_lower_update(state: ExtremeState, low: float, n: int) -> tuple[Extr
     """The lowest low of the last n bars, this one included."""
     if np.isnan(low):
         return state, np.nan
-    state, extreme = extreme_push(state, -low)  # the lowest low is -(the highest -low), exactly
-    if state[3] < n:
-        return state, np.nan
-    return state, -extreme
+    return extreme_push(state, low, n, LOWEST)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- SuperTrend
@@ -689,7 +611,7 @@ register(
         name="donchian_upper",
         args=(("high", Arg.SERIES), ("length", Arg.INT)),
         output=Out.SERIES,
-        init=extreme_init,
+        init=rolling_max_init,
         update=donchian_upper_update,
         warmup=_window_warmup,
         summary="Highest high of the last `length` bars incl. this one (TA-Lib MAX; lag() it "
@@ -701,7 +623,7 @@ register(
         name="donchian_lower",
         args=(("low", Arg.SERIES), ("length", Arg.INT)),
         output=Out.SERIES,
-        init=extreme_init,
+        init=rolling_min_init,
         update=donchian_lower_update,
         warmup=_window_warmup,
         summary="Lowest low of the last `length` bars incl. this one (TA-Lib MIN; lag() it "

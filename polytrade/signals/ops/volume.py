@@ -60,7 +60,7 @@ def vwap_step(  # noqa: PLR0913, PLR0917 - the state spelled out, no tuple holdi
 ) -> tuple[int, int, float, float, float, float, int]:
     """Push one bar into both rings (in place); returns the new scalar part of the state.
 
-    Both sums are compensated as window.py's (Neumaier), and what leaves is exactly what
+    Both sums are compensated (window.py's `neumaier_add`), and what leaves is exactly what
     entered, so a huge volume leaves no trace once it is out of the window.
     """
     n = rings.shape[0] // 2
