@@ -9,11 +9,8 @@ inputs: evaluating another parameter set never recompiles.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import operator
-import os
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,6 +19,7 @@ import numpy as np
 from polytrade.compile.codegen import FIELD_ORDER, generate
 from polytrade.compile.graph import Graph, build_graph
 from polytrade.signals import cache_root, code_fingerprint
+from polytrade.signals.generated import load_generated
 from polytrade.signals.registry import operators
 from polytrade.spec.models.strategy import BoolParam, ChoiceParam
 from polytrade.spec.semantics import check_param_value
@@ -54,23 +52,7 @@ def cache_dir() -> Path:
 
 def _load_module(text: str, digest: str) -> ModuleType:
     key = hashlib.sha256((digest + code_fingerprint()).encode()).hexdigest()[:24]
-    name = f"polytrade_plan_{key}"
-    if name in sys.modules:
-        return sys.modules[name]
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.py"
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
-        raise ImportError(f"cannot load the generated plan {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_generated(cache_dir(), f"polytrade_plan_{key}", text)
 
 
 @dataclass

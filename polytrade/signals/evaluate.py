@@ -6,15 +6,13 @@ operator can be checked on its own against a reference implementation.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from polytrade.signals import cache_root, code_fingerprint
+from polytrade.signals.generated import load_generated
 from polytrade.signals.operator import Arg
 from polytrade.signals.registry import operators
 
@@ -53,20 +51,7 @@ def _batch_loop(op_name: str) -> Any:
         f"    return out\n"
     )
     name = f"polytrade_loop_{op_name}_{code_fingerprint()[:16]}"
-    folder = cache_root() / "loops"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.py"
-    if not path.exists() or path.read_text(encoding="utf-8") != source:
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(source, encoding="utf-8")
-        temporary.replace(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # numba's disk cache finds the module by name when it loads
-    spec.loader.exec_module(module)
-    return module.loop
+    return load_generated(cache_root() / "loops", name, source).loop
 
 
 def _arguments(
