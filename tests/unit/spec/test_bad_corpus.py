@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from polytrade.cli import run
+from polytrade.cli.loading import spec_loader
 from polytrade.errors import SpecError, SpecIssue
-from polytrade.spec import SpecLoader
 from polytrade.spec.loader import display_path
 from polytrade.spec.yaml_source import MAX_FILE_BYTES
 
@@ -122,7 +122,7 @@ def test_validate_text_lines_start_with_file_line_column_and_path(
 @pytest.mark.parametrize("file", CORPUS, ids=[file.stem for file in CORPUS])
 def test_load_raises_spec_error_with_the_same_issues(file: Path) -> None:
     with pytest.raises(SpecError) as info:
-        SpecLoader().load(file)
+        spec_loader().load(file)
 
     got = {(Path(i.file).resolve(), i.line, i.column, i.path) for i in info.value.issues}
     assert got == expectations(file)
@@ -148,7 +148,7 @@ MESSAGES = {
 @pytest.mark.parametrize("stem", sorted(MESSAGES))
 def test_the_message_says_what_is_wrong(stem: str) -> None:
     with pytest.raises(SpecError) as info:
-        SpecLoader().load(BAD / f"{stem}.yaml")
+        spec_loader().load(BAD / f"{stem}.yaml")
 
     messages = [f"{issue.message} ({issue.hint})" for issue in info.value.issues]
     assert any(MESSAGES[stem] in message for message in messages), messages
@@ -161,7 +161,7 @@ def test_one_problem_is_not_reported_again_as_a_consequence(stem: str) -> None:
     # A null spec is not also "a strategy that never enters"; a list with one bad item is not
     # also "too short".
     with pytest.raises(SpecError) as info:
-        SpecLoader().load(BAD / f"{stem}.yaml")
+        spec_loader().load(BAD / f"{stem}.yaml")
 
     assert len(info.value.issues) == len(expectations(BAD / f"{stem}.yaml"))
 
@@ -194,7 +194,7 @@ def test_a_secret_is_never_printed(name: str, capsys: pytest.CaptureFixture[str]
     captured = capsys.readouterr()
     outputs += [captured.out, captured.err]
     with pytest.raises(SpecError) as info:
-        SpecLoader().load(file)
+        spec_loader().load(file)
     outputs.append(str(info.value))
 
     for output in outputs:
@@ -209,7 +209,7 @@ def test_a_secret_is_never_printed(name: str, capsys: pytest.CaptureFixture[str]
 
 def issues_of(path: Path) -> list[SpecIssue]:
     with pytest.raises(SpecError) as info:
-        SpecLoader().load(path)
+        spec_loader().load(path)
     return list(info.value.issues)
 
 
