@@ -19,8 +19,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from polytrade.cli.loading import spec_loader
 from polytrade.errors import SpecError, SpecIssue
-from polytrade.spec import SpecLoader
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(
@@ -187,7 +187,7 @@ def assert_well_located(issue: SpecIssue) -> None:
 def assert_loads_or_reports(path: Path) -> None:
     """The property: a model, or a SpecError with well-placed issues; nothing else."""
     try:
-        loaded = SpecLoader().load(path)
+        loaded = spec_loader().load(path)
     except SpecError as exc:
         issues = exc.issues
     else:
@@ -245,18 +245,18 @@ def test_a_valid_spec_is_valid_in_any_layout_and_loads_the_same(
     path = sandbox / example.parent / "_layout.yaml"
     path.write_text(text, encoding="utf-8")
 
-    count, issues = SpecLoader().check([path])
+    count, issues = spec_loader().check([path])
     assert (count, issues) == (1, [])
-    first, second = SpecLoader().load(path), SpecLoader().load(path)
+    first, second = spec_loader().load(path), spec_loader().load(path)
     assert first.document == second.document
-    assert first.document == SpecLoader().load(sandbox / example).document
+    assert first.document == spec_loader().load(sandbox / example).document
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[str(example) for example in EXAMPLES])
 def test_every_example_is_valid_and_loads_the_same_twice(example: Path) -> None:
-    loader = SpecLoader()
+    loader = spec_loader()
     assert loader.check([REPO / example]) == (1, [])
-    assert SpecLoader().load(REPO / example) == SpecLoader().load(REPO / example)
+    assert spec_loader().load(REPO / example) == spec_loader().load(REPO / example)
 
 
 @st.composite
@@ -295,8 +295,8 @@ def test_a_generated_valid_strategy_has_no_issues(
     path = sandbox / "strategies" / "_generated.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
 
-    assert SpecLoader().check([path]) == (1, [])
-    first, second = SpecLoader().load(path), SpecLoader().load(path)
+    assert spec_loader().check([path]) == (1, [])
+    first, second = spec_loader().load(path), spec_loader().load(path)
     assert first.document == second.document
 
 
@@ -350,7 +350,7 @@ def test_an_unknown_name_is_located_in_any_scalar_style(rule: str, sandbox: Path
     path.write_text(text, encoding="utf-8")
 
     with pytest.raises(SpecError) as info:
-        SpecLoader().load(path)
+        spec_loader().load(path)
 
     (issue,) = info.value.issues
     assert (issue.path, issue.code) == ("spec.entry_long", "unknown_name")
