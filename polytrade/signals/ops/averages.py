@@ -77,7 +77,8 @@ def ema_update(state: EmaState, x: float, n: int) -> tuple[EmaState, float]:
             return (seen, value, alpha), np.nan
         value = value / n
         return (seen, value, alpha), value
-    value = value + alpha * (x - value)
+    # one fused multiply-add after the subtraction: the loop-carried chain is two operations
+    value = fma(alpha, x - value, value)
     return (seen, value, alpha), value
 
 
@@ -204,24 +205,81 @@ def weighted_init(n: int) -> WeightedState:
 # ---------------------------------------------------------------- WMA
 
 
-@kernel
-def wma_init(n: int) -> WeightedState:
-    """State of `wma`: an empty weighted window."""
-    return weighted_init(n)  # type: ignore[no-any-return]
+WmaState = tuple[np.ndarray, int, float, float]
+"""(the current block's values, then the previous block's sums of suffix sums (NaN before the
+first block completes, 0 past its end); position in the block; this block's prefix sum and its
+prefix sum weighted by position)."""
 
 
 @kernel
-def wma_update(state: WeightedState, x: float, n: int) -> tuple[WeightedState, float]:
-    """Push x; the linearly weighted mean of the last n values once there are n."""
-    if np.isnan(x):
-        return state, np.nan
-    window, total, compensation = state
-    total, compensation = weighted_step(total, compensation, window[3], window[4], float(n), x)
-    window, leaving = ring_push(window, x)
-    if window[2] < n:
-        return (window, total, compensation), np.nan
-    total, compensation = weighted_settle(total, compensation, window, leaving)
-    return (window, total, compensation), (total + compensation) / (n * (n + 1.0) / 2.0)
+def wma_init(n: int) -> WmaState:
+    """State of `wma`: an empty block window (see `wma_update`)."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    values = np.full(2 * n + 1, np.nan)
+    values[2 * n] = 0.0
+    return (values, 0, 0.0, 0.0)
+
+
+@kernel
+def wma_rebuild(values: np.ndarray, n: int) -> None:
+    """values[n + k] = sum over m >= k of the block's suffix sums from m (k < n), in place.
+
+    The two halves of the block are summed as two independent chains (half the latency of
+    one), then the lower half adds the upper half's contribution: (h - k) times its sum plus
+    its own sum of suffix sums.
+    """
+    half = np.uint64(n // 2)
+    top = np.uint64(n)
+    i = top
+    suffix = 0.0
+    sums = 0.0
+    if n % 2:
+        i -= np.uint64(1)
+        suffix = values[i]
+        sums = suffix
+        values[i + top] = sums
+    low_suffix = 0.0
+    low_sums = 0.0
+    j = half
+    while j > 0:
+        i -= np.uint64(1)
+        j -= np.uint64(1)
+        suffix += values[i]
+        sums += suffix
+        values[i + top] = sums
+        low_suffix += values[j]
+        low_sums += low_suffix
+        values[j + top] = low_sums
+    for k in range(n // 2):
+        at = np.uint64(k)
+        values[at + top] += (n // 2 - k) * suffix + sums
+
+
+@kernel
+def wma_update(state: WmaState, x: float, n: int) -> tuple[WmaState, float]:
+    """Push x; the linearly weighted mean of the last n values once there are n.
+
+    Block sums (as window.py): the window ending at position p of the current block is the
+    previous block after p plus this block's 0..p. With P and Q this block's prefix sums of x
+    and of j*x, and SS[k] the previous block's sum of its suffix sums from k on, the weighted
+    sum (newest weight n) is SS[p+1] + (n-p)*P + Q: every weight positive, nothing subtracted,
+    so nothing drifts and a spike is forgotten once it leaves. SS is built once per block.
+    """
+    values, position, prefix, weighted = state
+    value = np.nan
+    if not np.isnan(x):
+        at = np.uint64(position)
+        values[at] = x
+        prefix += x
+        weighted += position * x
+        scale = 2.0 / (n * (n + 1.0))  # a product per bar, not a division
+        value = (values[at + np.uint64(n + 1)] + (n - position) * prefix + weighted) * scale
+        position += 1
+        if position == n:
+            wma_rebuild(values, n)
+            position, prefix, weighted = 0, 0.0, 0.0
+    return (values, position, prefix, weighted), value
 
 
 # ---------------------------------------------------------------- DEMA, TEMA
@@ -312,7 +370,7 @@ def hma_update(state: HmaState, x: float, n: int) -> tuple[HmaState, float]:
     if full[2] < n:
         return ((half, half_total, half_low), (full, full_total, full_low), outer_state), np.nan
     fast = (half_total + half_low) / (half_n * (half_n + 1.0) / 2.0)
-    slow = (full_total + full_low) / (n * (n + 1.0) / 2.0)
+    slow = (full_total + full_low) * (2.0 / (n * (n + 1.0)))
     outer, outer_total, outer_low = outer_state
     root = outer[0].shape[0]
     y = 2.0 * fast - slow
@@ -333,9 +391,11 @@ def hma_update(state: HmaState, x: float, n: int) -> tuple[HmaState, float]:
 
 # ---------------------------------------------------------------- KAMA
 
-KamaState = tuple[np.ndarray, int, int, float, float, int, float]
-"""(ring of the last n+1 prices, its head, how many it holds, sum of the last n absolute
-1-bar changes and its compensation, how many of those changes are non-zero, KAMA or NaN)."""
+KamaState = tuple[np.ndarray, int, int, float, float, float]
+"""(the current block's prices, then its absolute 1-bar changes, then the previous block's
+suffix sums of changes (NaN before the first block completes, 0 past its end); position in the
+block; bars seen (capped at n); the previous price; this block's prefix sum of changes; KAMA
+or NaN)."""
 
 _KAMA_SLOW = 2.0 / (30.0 + 1.0)
 _KAMA_SPAN = 2.0 / (2.0 + 1.0) - _KAMA_SLOW
@@ -346,53 +406,54 @@ def kama_init(n: int) -> KamaState:
     """State of `kama`: no prices, no changes, no value yet."""
     if n < 1:
         raise ValueError("a window length must be at least 1")
-    return (np.zeros(n + 1), 0, 0, 0.0, 0.0, 0, np.nan)
+    values = np.full(3 * n + 1, np.nan)
+    values[3 * n] = 0.0  # the empty suffix
+    return (values, 0, 0, np.nan, 0.0, np.nan)
 
 
 @kernel
 def kama_push(state: KamaState, x: float, n: int) -> tuple[KamaState, float]:
     """One bar of `kama_update` (x known not to be NaN, n > 1).
 
-    The state is unpacked here, not in `kama_update`, and ring slots are indexed unsigned: both
-    keep reference counting and index wraparound out of the compiled loop.
+    The path (sum of the last n absolute changes) is a block sum (as window.py): the previous
+    block's suffix after this position plus this block's prefix, both fresh sums of
+    non-negative values. Nothing is subtracted, so it is exactly zero only when every change
+    is, nothing drifts and a spike is forgotten once it leaves. The price n bars ago is the
+    previous block's price at this position. One exit keeps reference counting out of the loop.
     """
-    prices, head, count, path, compensation, moving, kama = state
-    size = n + 1
-    previous = prices[np.uint64(head - 1 if head > 0 else size - 1)]
-    # n bars before x once count >= n
-    oldest = prices[np.uint64(head + 1 if head + 1 < size else 0)]
-    if count == size:
-        # a new change enters; the change from n+1 to n bars ago leaves
-        change, leaving = abs(x - previous), abs(oldest - prices[np.uint64(head)])
-        step, step_error = two_sum(change, -leaving)
-        path, compensation = compensated_add(path, compensation + step_error, step)
-        moving += (change != 0.0) - (leaving != 0.0)
-        if not leaving <= DOMINANT * abs(path + compensation):
-            path, compensation = two_sum(path, compensation)  # a spike left: see weighted_settle
-    elif count > 0:
-        change = abs(x - previous)
-        path, compensation = compensated_add(path, compensation, change)
-        moving += change != 0.0
-    prices[np.uint64(head)] = x
-    head = head + 1 if head + 1 < size else 0
+    values, position, seen, previous, prefix, kama = state
+    at = np.uint64(position)
+    oldest = values[at]  # n bars ago, once n bars were seen
+    values[at] = x
+    change = abs(x - previous) if seen > 0 else 0.0
+    values[at + np.uint64(n)] = change
+    prefix += change
+    path = values[at + np.uint64(2 * n + 1)] + prefix
     value = np.nan
-    if count < n:
-        count += 1
+    if seen < n:
+        seen += 1
     else:
-        count = size
         if np.isnan(kama):
             kama = previous  # TA-Lib uses the previous price as the KAMA before the first one
         net = x - oldest
-        total = path + compensation
-        # TA-Lib tests the path for zero with an absolute tolerance; counting the non-zero
-        # changes is exact at every price scale.
-        efficiency = 1.0 if moving == 0 or total <= net else abs(net / total)
+        # a zero path means no change at all (so net = 0): efficiency 1
+        efficiency = 1.0 if path <= net else abs(net / path)
         smoothing = efficiency * _KAMA_SPAN + _KAMA_SLOW
         smoothing *= smoothing
-        kama = (x - kama) * smoothing + kama
+        # kama + sc * (x - kama) as one fused multiply-add on kama: a 1-operation loop chain
+        kama = fma(kama, 1.0 - smoothing, smoothing * x)
         value = kama
-    # one exit: a second return of the array would bring reference counting into the loop
-    return (prices, head, count, path, compensation, moving, kama), value
+    previous = x
+    position += 1
+    if position == n:
+        suffix = 0.0
+        i = np.uint64(n)
+        while i > 0:
+            i -= np.uint64(1)
+            suffix += values[i + np.uint64(n)]
+            values[i + np.uint64(2 * n)] = suffix
+        position, prefix = 0, 0.0
+    return (values, position, seen, previous, prefix, kama), value
 
 
 @kernel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
-from polytrade.signals.ops.volatility import (
+from polytrade.signals.ops.rolling import (
     MomentsState,
     moments_init,
     moments_push,

@@ -2,8 +2,8 @@
 
 Every window counts bars with data (a NaN bar is skipped) and includes the current bar.
 Sums use window.py's block sums; min/max use van Herk/Gil-Werman blocks (O(1) amortized,
-branch-free per bar); variances use anchored compensated sums (`moments_step`); the regression
-slope a compensated ring (averages.py's `ring_push`).
+branch-free per bar); variances and the regression slope use anchored block sums
+(`moments_push`, `linreg_slope_update`).
 """
 
 from __future__ import annotations
@@ -14,17 +14,8 @@ import numpy as np
 
 from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
 from polytrade.signals.ops.averages import (
-    DOMINANT,
-    WeightedState,
-    compensated_add,
-    ring_push,
     sma_init,
     sma_update,
-    two_product,
-    two_sum,
-    weighted_init,
-    weighted_settle,
-    weighted_step,
 )
 from polytrade.signals.registry import register
 from polytrade.signals.window import (
@@ -37,9 +28,11 @@ from polytrade.signals.window import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-MomentsState = tuple[np.ndarray, int, int, int, float, float, float, float, float]
-"""(ring of the last n values, head, count, pushes since the anchor, anchor,
-sum of (x - anchor) and its compensation, sum of (x - anchor)^2 and its compensation)."""
+MomentsState = tuple[np.ndarray, int, float, float, float, float]
+"""(the current block's values, then the previous block's suffix sums of x - a and of
+(x - a)^2 (NaN before the first block completes, 0 past its end); position in the block;
+a = the previous block's last value; b = this block's first value; this block's prefix sums
+of x - b and of (x - b)^2)."""
 ExtremeState = tuple[np.ndarray, float, int]
 """(the current block's values, then the previous block's suffix extremes (NaN before the first
 block completes) and a +-inf sentinel; extreme of the current block so far; position in it)."""
@@ -53,71 +46,59 @@ def moments_init(n: int) -> MomentsState:
     """An empty window of length n for the mean and the population variance."""
     if n < 1:
         raise ValueError("a window length must be at least 1")
-    # The first push anchors (pushes since the anchor reaches n).
-    return (np.zeros(n), 0, 0, n - 1, 0.0, 0.0, 0.0, 0.0, 0.0)
+    values = np.full(3 * n + 2, np.nan)
+    values[2 * n] = 0.0  # the empty suffix
+    values[3 * n + 1] = 0.0
+    return (values, 0, 0.0, 0.0, 0.0, 0.0)
 
 
 @kernel
-def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out: no tuple holding the array
-    values: np.ndarray,
-    head: int,
-    count: int,
-    since: int,
-    anchor: float,
-    s1: float,
-    c1: float,
-    s2: float,
-    c2: float,
-    x: float,
-) -> tuple[int, int, int, float, float, float, float, float]:
-    """Push x into the window `values` (in place); returns the new scalar part of the state.
+def moments_push(state: MomentsState, x: float) -> tuple[MomentsState, float, float, float]:
+    """Push x; (state, mean, x - mean, population std), all NaN while the window is not full.
 
-    The sums are of d = x - anchor, where the anchor is a value of the window: every n pushes
-    it becomes the newest value and both sums are rebuilt from the ring (O(1) amortized). The
-    anchor stays in the window until the next rebuild, so every |d| is at most the window's
-    range: no cancellation at any price level, and a flat window gives exactly zero. The same d
-    (and d*d) that entered a sum leaves it, so the compensated sums do not drift. A leaving
-    value that dominated the sum of squares (a spike, an inf) also triggers a rebuild, so
-    nothing it left behind in the low digits survives it.
+    Block sums (as window.py): the window ending at position p of the current block is the
+    previous block after p plus this block's 0..p. This block's prefix sums are of d = x - b,
+    b its first value; the previous block's suffix sums (computed once, when it completed) are
+    of e = x - a, a its last value. Both anchors are values of every window that uses their
+    sums, so |d|, |e| are at most the window's range (no cancellation at any price level, and
+    a flat window gives exactly (x, 0, 0)); the suffix part is moved to the anchor b with
+    delta = a - b. Nothing is subtracted from a running sum: nothing drifts, and a spike or an
+    inf is forgotten once it leaves. One exit keeps reference counting out of the loop.
     """
-    n = values.shape[0]
-    d = x - anchor
-    square = d * d
-    rebuild = False
-    if count == n:
-        old = values[np.uint64(head)] - anchor
-        old_square = old * old
-        step, step_error = two_sum(d, -old)
-        s1, c1 = compensated_add(s1, c1 + step_error, step)
-        step, step_error = two_sum(square, -old_square)
-        s2, c2 = compensated_add(s2, c2 + step_error, step)
-        rebuild = not old_square <= DOMINANT * abs(s2 + c2)
-    else:
-        count += 1
-        s1, c1 = compensated_add(s1, c1, d)
-        s2, c2 = compensated_add(s2, c2, square)
-    values[np.uint64(head)] = x
-    head = head + 1 if head + 1 < n else 0
-    since += 1
-    if since >= n or rebuild:
-        # The ring fills from position 0, so values[:count] are the window's values.
-        # (the loop is written out here: a call passing the ring would bring numba's reference
-        # counting into the compiled loop)
-        since, anchor = 0, x
-        s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
-        for i in range(count):
-            d = values[np.uint64(i)] - anchor
-            s1, c1 = compensated_add(s1, c1, d)
-            s2, c2 = compensated_add(s2, c2, d * d)
-    return head, count, since, anchor, s1, c1, s2, c2
-
-
-@kernel
-def offset_variance(count: int, s1: float, c1: float, s2: float, c2: float) -> tuple[float, float]:
-    """(mean - anchor, population variance >= 0) from the anchored sums of `count` values."""
-    offset = (s1 + c1) / count
-    variance = (s2 + c2) / count - offset * offset
-    return offset, max(variance, 0.0)
+    values, position, last, first, s1, s2 = state
+    n = (values.shape[0] - 2) // 3
+    at = np.uint64(position)
+    if position == 0:
+        first = x
+    d = x - first
+    values[at] = x
+    s1 += d
+    s2 += d * d
+    tail = float(n - 1 - position)
+    delta = last - first if position < n - 1 else 0.0  # no suffix: no 0 * inf
+    suffix1 = values[at + np.uint64(n + 1)]
+    suffix2 = values[at + np.uint64(2 * n + 2)]
+    total1 = s1 + suffix1 + tail * delta
+    total2 = s2 + suffix2 + delta * (2.0 * suffix1 + tail * delta)
+    scale = 1.0 / n  # loop-invariant: products per bar, not divisions
+    offset = total1 * scale
+    variance = max(total2 * scale - offset * offset, 0.0)
+    mean, deviation, std = first + offset, d - offset, np.sqrt(variance)
+    position += 1
+    if position == n:
+        last = x
+        sum1 = 0.0
+        sum2 = 0.0
+        i = np.uint64(n)
+        while i > 0:
+            i -= np.uint64(1)
+            e = values[i] - last
+            sum1 += e
+            sum2 += e * e
+            values[i + np.uint64(n)] = sum1
+            values[i + np.uint64(2 * n + 1)] = sum2
+        position, s1, s2 = 0, 0.0, 0.0
+    return (values, position, last, first, s1, s2), mean, deviation, std
 
 
 # ---------------------------------------------------------------- sum, mean, std, z-score
@@ -137,43 +118,29 @@ def rolling_sum_update(
 
 
 @kernel
-def moments_push(state: MomentsState, x: float) -> MomentsState:
-    """Push x (see `moments_step`).
-
-    The state is unpacked here and rebuilt once: a single exit keeps numba's reference counting
-    of the ring out of the compiled loop.
-    """
-    values, head, count, since, anchor, s1, c1, s2, c2 = state
-    head, count, since, anchor, s1, c1, s2, c2 = moments_step(
-        values, head, count, since, anchor, s1, c1, s2, c2, x
-    )
-    return (values, head, count, since, anchor, s1, c1, s2, c2)
-
-
-@kernel
-def rolling_std_update(state: MomentsState, x: float, n: int) -> tuple[MomentsState, float]:
+def rolling_std_update(
+    state: MomentsState,
+    x: float,
+    n: int,  # noqa: ARG001 - the contract passes every scalar
+) -> tuple[MomentsState, float]:
     """Push x; the population standard deviation of the window once it is full."""
     if np.isnan(x):
         return state, np.nan
-    state = moments_push(state, x)
-    value = np.nan
-    if state[2] >= n:
-        _, variance = offset_variance(state[2], state[5], state[6], state[7], state[8])
-        value = np.sqrt(variance)
-    return state, value
+    state, _, _, std = moments_push(state, x)
+    return state, std
 
 
 @kernel
-def zscore_update(state: MomentsState, x: float, n: int) -> tuple[MomentsState, float]:
+def zscore_update(
+    state: MomentsState,
+    x: float,
+    n: int,  # noqa: ARG001 - the contract passes every scalar
+) -> tuple[MomentsState, float]:
     """Push x; (x - window mean) / window population std once the window is full (0/0 = NaN)."""
     if np.isnan(x):
         return state, np.nan
-    state = moments_push(state, x)
-    value = np.nan
-    if state[2] >= n:
-        offset, variance = offset_variance(state[2], state[5], state[6], state[7], state[8])
-        value = ((x - state[4]) - offset) / np.sqrt(variance)
-    return state, value
+    state, _, deviation, std = moments_push(state, x)
+    return state, deviation / std
 
 
 # ---------------------------------------------------------------- min, max
@@ -278,54 +245,93 @@ def rolling_max_update(
 # ---------------------------------------------------------------- regression slope
 
 
+SlopeState = tuple[np.ndarray, int, float, float, float, float]
+"""(the current block's values, then the previous block's centred suffix sums (NaN before the
+first block completes, 0 past its end); position in the block; a = the previous block's last
+value; b = this block's first value; this block's prefix sums of x - b and of j * (x - b))."""
+
+
 @kernel
-def linreg_slope_update(state: WeightedState, x: float, n: int) -> tuple[WeightedState, float]:
+def linreg_slope_init(n: int) -> SlopeState:
+    """State of `linreg_slope`: an empty block window (see `linreg_slope_update`)."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    values = np.full(2 * n + 1, np.nan)
+    values[2 * n] = 0.0
+    return (values, 0, 0.0, 0.0, 0.0, 0.0)
+
+
+@kernel
+def linreg_slope_update(state: SlopeState, x: float, n: int) -> tuple[SlopeState, float]:
     """Push x; the least-squares slope of the window against bar number, per bar.
 
-    With W the weighted sum (newest weight n, oldest 1) and S the plain sum, the slope is
-    12 * (W - (n+1)/2 * S) / (n(n^2-1)). Both sums are compensated and the difference is taken
-    in double-double, so the cancellation at high price levels costs no accuracy.
+    The slope is 12 * C / (n(n^2-1)), C = sum of (w - (n+1)/2) * x over the window, w the
+    weight (1 oldest, n newest). Block sums (as window.py): the window ending at position p of
+    this block is the previous block after p plus this block's 0..p. This block's part is
+    (n-p-h) * P + Q with P, Q its prefix sums of d = x - b and j * d (b its first value); the
+    previous block's part T[p] = sum over i > p of (i-p-h) * (x_i - a) is computed once per
+    block (a its last value). The centred weights sum to zero, so the anchors add only
+    (a - b) * K_p, K_p = -(n-1-p)(p+1)/2 the suffix's weights. Anchors are values of the
+    window, so every term is of the window's range (no cancellation at any price level, a
+    flat window gives exactly 0); nothing drifts and a spike is forgotten once it leaves.
     """
-    if np.isnan(x):
-        return state, np.nan
-    window, total, compensation = state
-    total, compensation = weighted_step(total, compensation, window[3], window[4], float(n), x)
-    window, leaving = ring_push(window, x)
-    if window[2] < n:
-        return (window, total, compensation), np.nan
-    total, compensation = weighted_settle(total, compensation, window, leaving)
-    half = (n + 1.0) / 2.0
-    plain, plain_low = two_sum(window[3], window[4])
-    product, error = two_product(half, plain)
-    centred = (total - product) + ((compensation - error) - half * plain_low)
-    return (window, total, compensation), centred * 12.0 / (n * (n * n - 1.0))
+    values, position, last, first, prefix, weighted = state
+    value = np.nan
+    if not np.isnan(x):
+        half = (n + 1.0) / 2.0
+        at = np.uint64(position)
+        if position == 0:
+            first = x
+        d = x - first
+        values[at] = x
+        prefix += d
+        weighted += position * d
+        delta = last - first if position < n - 1 else 0.0  # no suffix: no 0 * inf
+        weights = -0.5 * float((n - 1 - position) * (position + 1))
+        centred = (
+            values[at + np.uint64(n + 1)]
+            + ((n - position) - half) * prefix
+            + weighted
+            + delta * weights
+        )
+        scale = 12.0 / (n * (n * n - 1.0))  # a product per bar, not a division
+        value = centred * scale
+        position += 1
+        if position == n:
+            last = x
+            suffix = 0.0
+            sums = 0.0
+            i = np.uint64(n)
+            while i > 0:
+                i -= np.uint64(1)
+                e = values[i] - last
+                suffix += e
+                sums += suffix
+                values[i + np.uint64(n)] = sums - half * suffix  # T[i - 1]
+            position, prefix, weighted = 0, 0.0, 0.0
+    return (values, position, last, first, prefix, weighted), value
 
 
 # ---------------------------------------------------------------- realized volatility
 
-RealizedVolState = tuple[np.ndarray, int, int, int, float, float, float, float, float, float]
-"""The window of the last n log returns (as MomentsState), then the previous value or NaN."""
+RealizedVolState = tuple[MomentsState, float]
+"""The window of the last n log returns, then the previous value or NaN."""
 
 
 @kernel
 def realized_vol_init(n: int) -> RealizedVolState:
     """State of `realized_vol`: no previous value, no returns."""
-    return (*moments_init(n), np.nan)
+    return (moments_init(n), np.nan)
 
 
 @kernel
 def realized_vol_push(state: RealizedVolState, x: float) -> tuple[RealizedVolState, float]:
-    """Push ln(x / previous x) (nothing on the first value); (state, std or NaN). One exit."""
-    values, head, count, since, anchor, s1, c1, s2, c2, previous = state
-    if not np.isnan(previous):
-        head, count, since, anchor, s1, c1, s2, c2 = moments_step(
-            values, head, count, since, anchor, s1, c1, s2, c2, np.log(x / previous)
-        )
+    """Push ln(x / previous x) (nothing on the first value); (state, std or NaN)."""
+    moments, previous = state
     value = np.nan
-    if count >= values.shape[0]:
-        _, variance = offset_variance(count, s1, c1, s2, c2)
-        value = np.sqrt(variance)
-    return (values, head, count, since, anchor, s1, c1, s2, c2, x), value
+    if not np.isnan(previous):
+        moments, _, _, value = moments_push(moments, np.log(x / previous))
+    return (moments, x), value
 
 
 @kernel
@@ -423,7 +429,7 @@ register(
         name="linreg_slope",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=weighted_init,
+        init=linreg_slope_init,
         update=linreg_slope_update,
         warmup=_window,
         summary="Least-squares slope of the last `length` values against bar number (TA-Lib "

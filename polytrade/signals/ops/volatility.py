@@ -25,22 +25,20 @@ from polytrade.signals.ops.rolling import (
     HIGHEST,
     LOWEST,
     ExtremeState,
+    MomentsState,
     extreme_push,
+    moments_init,
+    moments_push,
     rolling_max_init,
     rolling_min_init,
 )
 from polytrade.signals.registry import register
-from polytrade.signals.window import neumaier_add
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 AtrState = tuple[float, int, float]
 """(previous close or NaN, true ranges seen (capped at n), running sum during the seed or ATR)."""
-MomentsState = tuple[np.ndarray, int, int, int, float, float, float, float, float, int]
-"""(ring of the last n values, next slot, values held (capped at n), pushes since the anchor,
-anchor, sum of (x - anchor) and its compensation, sum of (x - anchor)^2 and its compensation,
-how many of the newest values are equal (capped at n))."""
 KeltnerState = tuple[EmaState, AtrState]
 SupertrendState = tuple[AtrState, float, float, float]
 """(ATR state, final upper band, final lower band, 1.0 up / 0.0 down / NaN before the first)."""
@@ -140,96 +138,6 @@ def natr_update(
 
 
 # ---------------------------------------------------------------- mean and variance over a window
-
-
-@kernel
-def moments_init(n: int) -> MomentsState:
-    """An empty window of length n for the mean and the population variance."""
-    if n < 1:
-        raise ValueError("a window length must be at least 1")
-    # The first push anchors (pushes since the anchor reach n).
-    return (np.zeros(n), 0, 0, n - 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
-
-
-@kernel
-def moments_step(  # noqa: PLR0913, PLR0917 - the state spelled out, no tuple holding the array
-    buffer: np.ndarray,
-    head: int,
-    count: int,
-    since: int,
-    anchor: float,
-    s1: float,
-    c1: float,
-    s2: float,
-    c2: float,
-    run: int,
-    x: float,
-) -> tuple[int, int, int, float, float, float, float, float, int]:
-    """Push x into the ring `buffer` (in place); returns the new scalar part of the state.
-
-    The sums are of d = x - anchor, where the anchor is a value of the window: every n pushes
-    it becomes the newest value and both sums are recomputed from the ring (O(1) amortized).
-    The anchored value stays in the window until the next anchor, so every |d| is at most the
-    window's range: no cancellation at any price level, and nothing a huge value left behind
-    survives the next anchor. The same d and d*d that entered a sum leave it, with Neumaier's
-    compensation (`neumaier_add`). `run` counts the equal newest values, so a flat window is exact
-    whatever the sums kept in their low digits.
-    """
-    n = buffer.shape[0]
-    newest = buffer[np.uint64(head - 1 if head > 0 else n - 1)]  # unsigned: no wraparound
-    run = min(run + 1, n) if count > 0 and newest == x else 1
-    leaving = np.nan
-    if count == n:
-        leaving = buffer[np.uint64(head)]
-    else:
-        count += 1
-    buffer[np.uint64(head)] = x
-    head = head + 1 if head + 1 < n else 0
-    since += 1
-    if since >= n:
-        since = 0
-        anchor = x
-        # The ring fills from position 0, so its first `count` slots are the values. (The loop
-        # is written out here: a call passing the ring would bring numba's reference counting
-        # into the compiled loop.)
-        s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
-        for i in range(count):
-            d = buffer[np.uint64(i)] - anchor
-            s1, c1 = neumaier_add(s1, c1, d)
-            s2, c2 = neumaier_add(s2, c2, d * d)
-    else:
-        if not np.isnan(leaving):
-            d = leaving - anchor
-            s1, c1 = neumaier_add(s1, c1, -d)
-            s2, c2 = neumaier_add(s2, c2, -(d * d))
-        d = x - anchor
-        s1, c1 = neumaier_add(s1, c1, d)
-        s2, c2 = neumaier_add(s2, c2, d * d)
-    return head, count, since, anchor, s1, c1, s2, c2, run
-
-
-@kernel
-def moments_push(state: MomentsState, x: float) -> tuple[MomentsState, float, float, float]:
-    """Push x (see `moments_step`); (state, mean, x - mean, population std).
-
-    All three are NaN while the window is not full; a flat window gives exactly (x, 0, 0).
-
-    The state is unpacked here and rebuilt once, with a single exit: numba then keeps the
-    reference counting of the ring out of the compiled loop.
-    """
-    buffer, head, count, since, anchor, s1, c1, s2, c2, run = state
-    head, count, since, anchor, s1, c1, s2, c2, run = moments_step(
-        buffer, head, count, since, anchor, s1, c1, s2, c2, run, x
-    )
-    n = buffer.shape[0]
-    mean, deviation, std = np.nan, np.nan, np.nan
-    if run >= n:
-        mean, deviation, std = x, 0.0, 0.0
-    elif count == n:
-        offset = (s1 + c1) / n
-        variance = max((s2 + c2) / n - offset * offset, 0.0)
-        mean, deviation, std = anchor + offset, (x - anchor) - offset, np.sqrt(variance)
-    return (buffer, head, count, since, anchor, s1, c1, s2, c2, run), mean, deviation, std
 
 
 # ---------------------------------------------------------------- Bollinger bands
