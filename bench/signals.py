@@ -95,10 +95,10 @@ class Settings:
 
 FULL = Settings(
     sizes=(MILLION, 10 * MILLION),
-    indicator_repeats={MILLION: 5, 10 * MILLION: 3},
-    kernel_repeats={MILLION: 5, 10 * MILLION: 3},
+    indicator_repeats={MILLION: 4, 10 * MILLION: 2},
+    kernel_repeats={MILLION: 4, 10 * MILLION: 2},
     batch_repeats={MILLION: 2, 10 * MILLION: 1},
-    reference_sets={MILLION: 20, 10 * MILLION: 4},
+    reference_sets={MILLION: 10, 10 * MILLION: 2},
     compile_all=True,
 )
 QUICK = Settings(
@@ -119,7 +119,7 @@ QUICK = Settings(
         "atr",
         "adx",
         "cci",
-        "willr",
+        "williams_r",
         "stoch",
         "stoch_k",
         "bb_upper",
@@ -225,9 +225,10 @@ def merge(runs: list[dict[str, Any]]) -> list[Table]:
                 continue
             rows = {tuple(map(str, r[: table.key_columns])): r for r in match["rows"]}
             for row in table.rows:
-                twin = rows.get(tuple(map(str, row[: table.key_columns])))
+                twin = rows.pop(tuple(map(str, row[: table.key_columns])), None)
                 if twin is not None:
                     _merge_row(row, twin)
+            table.rows += list(rows.values())  # rows only a later run had
     return first
 
 
@@ -273,8 +274,28 @@ def machine_lines(vbt: ModuleType | None, vbt_problem: str) -> list[str]:
             f"threads), TA-Lib {talib.__version__} (C library {_ta_c_version()})"
         ),
         f"vectorbt {vbt.__version__ if vbt else 'n/a: ' + vbt_problem}",
+        f"polytrade tree: {_tree_state()}",
         f"BLAS: {blas}; OPENBLAS_* set: {openblas or 'none'} (numpy BLAS is not on these paths)",
     ]
+
+
+def _tree_state() -> str:
+    def git(*words: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(REPO), *words],  # noqa: S607 - git from PATH
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip()
+
+    head = git("log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M") or "unknown"
+    changed = [line for line in git("status", "--porcelain", "polytrade").splitlines() if line]
+    return f"commit {head}, {len(changed)} uncommitted change(s) under polytrade/"
 
 
 def _ta_c_version() -> str:
@@ -690,7 +711,6 @@ REFS: dict[str, Ref] = {
     "plus_di": Ref(_HLC, "PLUS_DI", "talib", _t("PLUS_DI")),
     "minus_di": Ref(_HLC, "MINUS_DI", "talib", _t("MINUS_DI")),
     "cci": Ref(_HLC, "CCI", "talib", _t("CCI")),
-    "willr": Ref(_HLC, "WILLR", "talib", _t("WILLR")),
     "williams_r": Ref(_HLC, "WILLR", "talib", _t("WILLR")),
     "mfi": Ref(("high", "low", "close", "volume", "length"), "MFI", "talib", _t("MFI")),
     "obv": Ref(
@@ -853,25 +873,30 @@ def _indicator_figures(  # noqa: PLR0913, PLR0917 - one measurement needs all of
     evaluate: Callable[..., np.ndarray],
 ) -> tuple[list[Any], tuple[np.ndarray, np.ndarray] | None]:
     repeats = settings.indicator_repeats[n]
+    first = n == settings.sizes[0]  # warm-up (compilation) and the value check once
     figures: list[Any] = []
+    mine = theirs = None
     try:
-        mine = evaluate(op, series, scalars)
-        figures.append(_rate(_mbars(n, best_time(lambda: evaluate(op, series, scalars), repeats))))
+        if first:
+            mine = evaluate(op, series, scalars)
+        seconds = best_time(lambda: evaluate(op, series, scalars), repeats, warmup=False)
+        figures.append(_rate(_mbars(n, seconds)))
     except Exception as exc:  # noqa: BLE001 - report and go on
         print(f"    polytrade {op.name}: {_short(exc)}", file=sys.stderr)
         figures.append(_rate(None))
-        mine = None
     assert ref.fn is not None  # noqa: S101 - talib kinds all have a 1-D form
-    theirs = ref.fn(*series, *scalars)
-    figures.append(_rate(_mbars(n, best_time(lambda: ref.fn(*series, *scalars), repeats))))
+    if first:
+        theirs = ref.fn(*series, *scalars)
+    seconds = best_time(lambda: ref.fn(*series, *scalars), repeats, warmup=False)
+    figures.append(_rate(_mbars(n, seconds)))
     if vbt is not None and ref.vbt is not None:
         two_d = [s[None, :] for s in series]
         consts = [np.array([[v]]) for v in scalars]
-        seconds = best_time(lambda: ref.vbt(vbt, two_d, consts), repeats)
+        seconds = best_time(lambda: ref.vbt(vbt, two_d, consts), repeats, warmup=first)
         figures.append(_rate(_mbars(n, seconds)))
     else:
         figures.append(_rate(None))
-    return figures, (mine, theirs) if mine is not None else None
+    return figures, (mine, theirs) if mine is not None and theirs is not None else None
 
 
 def _agreement(mine: np.ndarray, theirs: np.ndarray) -> str:
@@ -1379,8 +1404,11 @@ def _polytrade_figures(
     def fresh() -> None:
         state[0] = plan.module.init(vector)
 
-    kernel = best_time(lambda: plan.module.run(state[0], ts, fields, out), repeats, setup=fresh)
-    whole = best_time(lambda: plan.run(data), repeats)
+    warm = n == settings.sizes[0]
+    kernel = best_time(
+        lambda: plan.module.run(state[0], ts, fields, out), repeats, setup=fresh, warmup=warm
+    )
+    whole = best_time(lambda: plan.run(data), repeats, warmup=warm)
     figures: list[Any] = [_rate(_mbars(n, kernel)), _rate(_mbars(n, whole))]
     for threads in THREADS:
         if batch_problem:
@@ -1420,7 +1448,8 @@ def _reference_figures(
             file=sys.stderr,
             flush=True,
         )
-        seconds = best_time(lambda r=ref: r.outputs(data, sets[0]), repeats)
+        warm = n == settings.sizes[0]
+        seconds = best_time(lambda r=ref: r.outputs(data, sets[0]), repeats, warmup=warm)
         figures.append(_rate(_mbars(n, seconds)))
     for ref in (talib_ref, vbt_ref):
         if ref is None or ref.problem:
@@ -1827,31 +1856,33 @@ def main() -> None:
     tables: list[Table] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="polytrade-bench-") as scratch:
-        os.environ["POLYTRADE_CACHE_DIR"] = str(Path(scratch) / "main")
         market = synthetic_market(max(settings.sizes))
         bars = Bars(market)
         ema_cross = Path(scratch) / "ema_cross.yaml"
         ema_cross.write_text(EMA_CROSS_YAML)
         clock = [time.perf_counter()]
 
-        def done(section: str) -> None:
+        def done(what: str) -> None:
             took = time.perf_counter() - clock[0]
-            print(f"(section {section}: {took:.0f} s; {busy()})\n", flush=True)
+            print(f"({what}: {took:.0f} s; {busy()})\n", flush=True)
             clock[0] = time.perf_counter()
 
         if "1" in args.sections:
             emit(section_indicators(market, settings, vbt), tables)
-            done("1")
-        strategies = load_strategies(ema_cross) if set(args.sections) & set("234") else []
+            done("section 1")
+        strategies = []
+        if set(args.sections) & set("234"):
+            strategies = load_strategies(ema_cross)
+            done("plans compiled, or loaded from $POLYTRADE_CACHE_DIR (~/.cache/polytrade)")
         if "2" in args.sections:
             section_strategies(strategies, bars, settings, vbt, vbt_problem, tables)
-            done("2")
+            done("section 2")
         if "3" in args.sections:
             emit(section_compile(strategies, settings, Path(scratch)), tables)
-            done("3")
+            done("section 3")
         if "4" in args.sections:
             emit(section_handwritten(strategies, bars, settings), tables)
-            done("4")
+            done("section 4")
     print(f"total {time.perf_counter() - started:.0f} s; {busy()}")
     if args.json:
         payload = {"machine": header, "tables": [t.__dict__ for t in tables]}

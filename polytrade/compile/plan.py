@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -110,10 +111,15 @@ class Plan:
         non-NaN values and the number of bars where it was non-zero.
         """
         ts, fields = _inputs(bars, self.used_fields)
-        sums, hits = self.module.run_digest(
-            np.ascontiguousarray(param_sets, dtype=np.float64), ts, fields
+        _check_spacing(ts, self.graph.base_clock * 1000)
+        sets = np.ascontiguousarray(param_sets, dtype=np.float64)
+        chunks = [c for c in np.array_split(sets, max(1, min(threads(), len(sets)))) if len(c)]
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            parts = list(pool.map(lambda chunk: self.module.run_digest(chunk, ts, fields), chunks))
+        return (
+            np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, len(self.outputs))),
+            np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, len(self.outputs))),
         )
-        return sums, hits
 
     # ------------------------------------------------------------ streaming
 
@@ -202,6 +208,13 @@ def _inputs(
         else:
             fields.append(np.full(ts.shape[0], np.nan))
     return ts, tuple(fields)
+
+
+def threads() -> int:
+    """Threads for parameter sweeps: numba's setting (NUMBA_NUM_THREADS, set_num_threads)."""
+    import numba  # noqa: PLC0415 - already imported by the plan module at this point
+
+    return int(numba.get_num_threads())
 
 
 def _check_spacing(ts: np.ndarray, base_ms: int) -> None:

@@ -60,3 +60,31 @@ def test_every_rule_fires_at_some_point_on_real_data(path, five_minute) -> None:
     rules = [r for r in ("entry_long", "entry_short") if r in out]
     assert rules
     assert any(np.nansum(out[rule] == 1.0) > 0 for rule in rules), "no entry in 60,000 5m bars"
+
+
+def _random_ints(plan, rng) -> dict[str, int]:
+    """A random in-bounds, on-step value for every int param."""
+    values = {}
+    for name, param in plan.graph.params.items():
+        if param.type == "int":
+            step = param.step or 1
+            values[name] = int(
+                param.min + step * rng.integers(0, (param.max - param.min) // step + 1)
+            )
+    return values
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_a_parameter_sweep_digest_equals_single_runs(path, five_minute) -> None:
+    document = SpecLoader().load(path).document
+    plan = compile_strategy(document)
+    bars = to_timeframe({k: v[-20_000:] for k, v in five_minute.items()}, document.spec.timeframe)
+    rng = np.random.default_rng(3)
+    overrides = [{}] + [_random_ints(plan, rng) for _ in range(4)]
+    sums, hits = plan.digest_many(bars, np.array([plan.param_vector(o) for o in overrides]))
+    for i, override in enumerate(overrides):
+        out = plan.run(bars, override)
+        for k, name in enumerate(plan.outputs):
+            values = out[name][~np.isnan(out[name])]
+            np.testing.assert_allclose(sums[i, k], values.sum(), rtol=1e-9, atol=1e-9)
+            assert hits[i, k] == np.count_nonzero(values), (name, i)
