@@ -854,6 +854,11 @@ def section_indicators(
         "vectorbt's MA(ewm)/RSI/ATR use their own smoothing and seeding, so they compute a "
         "similar, not identical, indicator."
     )
+    table.notes.append(
+        "At 10M bars the 80 MB output's first touch weighs on the fast operators: evaluate() "
+        "allocates it inside numba, TA-Lib with numpy (on this machine numpy-allocated memory "
+        "was about 4x cheaper to first-touch)."
+    )
     if skipped:
         table.notes.append(
             "skipped (TA-Lib has it, Polytrade not under this name or signature): "
@@ -1325,6 +1330,11 @@ def section_strategies(
         "kernel: plan.module.run into a preallocated (outputs x bars) buffer; plan.run adds "
         "input checks and the output allocation; batch: digest_many (per output sum and count "
         f"of non-zero values) over {BATCH_SETS} random in-bounds sets, numba.set_num_threads."
+    )
+    mine.notes.append(
+        "plan.run at 10M bars also pays np.diff over ts (its spacing check) and the first touch "
+        "of a fresh (outputs x bars) array each call: it varies with the machine's page-fault "
+        "cost more than any other figure here."
     )
     counts = ", ".join(f"{n // MILLION}M: {settings.reference_sets[n]}" for n in settings.sizes)
     theirs.notes.append(
