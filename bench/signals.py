@@ -1332,7 +1332,7 @@ def section_strategies(
         f"of non-zero values) over {BATCH_SETS} random in-bounds sets, numba.set_num_threads."
     )
     mine.notes.append(
-        "plan.run at 10M bars also pays np.diff over ts (its spacing check) and the first touch "
+        "plan.run also pays its spacing check over ts (one pass) and the first touch "
         "of a fresh (outputs x bars) array each call: it varies with the machine's page-fault "
         "cost more than any other figure here."
     )

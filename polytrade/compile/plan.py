@@ -22,6 +22,7 @@ from polytrade.compile.graph import Graph, build_graph
 from polytrade.signals import cache_root, code_fingerprint
 from polytrade.signals.generated import load_generated
 from polytrade.signals.registry import operators
+from polytrade.signals.resample import min_spacing
 from polytrade.spec.models.strategy import BoolParam, ChoiceParam
 from polytrade.spec.semantics import check_param_value
 
@@ -220,7 +221,7 @@ def threads() -> int:
 def _check_spacing(ts: np.ndarray, base_ms: int) -> None:
     """Bars must be of the plan's timeframe: finer bars would close higher bars too early."""
     if ts.shape[0] > 1:
-        step = int(np.min(np.diff(ts)))
+        step = min_spacing(ts)
         if step != base_ms:
             raise ValueError(
                 f"bars are {step // 1000} s apart at the closest, and the strategy's bars are "

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import numpy as np
+from numba import njit
 
 from polytrade.signals.operator import kernel
 
@@ -85,3 +86,18 @@ def resample_update(  # noqa: PLR0913, PLR0917 - one argument per bar field
         closed += 1
         state = resample_init()
     return state, closed, first, second
+
+
+@njit(cache=True, nogil=True)
+def min_spacing(ts: np.ndarray) -> int:
+    """The smallest gap between consecutive timestamps (ms); 0 for fewer than two.
+
+    One pass without a temporary: np.diff would allocate (and first-touch) a second array as
+    long as the bars.
+    """
+    if ts.shape[0] < 2:  # noqa: PLR2004 - a gap needs two bars
+        return 0
+    smallest = ts[1] - ts[0]
+    for i in range(2, ts.shape[0]):
+        smallest = min(smallest, ts[i] - ts[i - 1])
+    return int(smallest)

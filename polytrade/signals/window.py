@@ -24,6 +24,8 @@ import numpy as np
 from polytrade.signals.operator import kernel
 
 WindowState = tuple[np.ndarray, int, int, float, float]
+LagState = tuple[np.ndarray, int, int]
+"""(ring of the last n values, slot of the oldest, how many it holds (capped at n))."""
 
 
 @kernel
@@ -83,3 +85,23 @@ def window_sum(state: WindowState) -> float:
 def window_full(state: WindowState) -> bool:
     """Whether the window holds `n` values."""
     return bool(state[2] == window_length(state))
+
+
+@kernel
+def lag_init(n: int) -> LagState:
+    """An empty ring of the last n values (n >= 1), for operators that look n bars back."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    return (np.empty(n), 0, 0)
+
+
+@kernel
+def lag_push(state: LagState, x: float) -> tuple[LagState, float]:
+    """Push x; returns the value pushed n bars before it (NaN until there is one)."""
+    values, head, count = state
+    n = values.shape[0]
+    slot = np.uint64(head)  # unsigned: no negative-index wraparound
+    old = values[slot] if count == n else np.nan
+    values[slot] = x
+    head = head + 1 if head + 1 < n else 0
+    return (values, head, min(count + 1, n)), old

@@ -13,7 +13,6 @@ from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
 from polytrade.signals.registry import register
 from polytrade.signals.window import (
     WindowState,
-    neumaier_add,
     window_init,
     window_length,
     window_push,
@@ -25,11 +24,6 @@ if TYPE_CHECKING:
 
 EmaState = tuple[int, float, float]
 """(bars seen, value or running sum during the seed, smoothing factor)."""
-RingState = tuple[np.ndarray, int, int, float, float]
-"""(ring of the last n values, next slot, values held (capped at n), their sum kept with
-Neumaier's compensation, the compensation)."""
-WeightedState = tuple[RingState, float, float]
-"""(ring of the last n values with their compensated sum, weighted sum, its compensation)."""
 
 
 def _after(inputs: Sequence[int], bars: int) -> int:
@@ -122,86 +116,6 @@ def compensated_add(total: float, compensation: float, value: float) -> tuple[fl
     return total, compensation + error
 
 
-@kernel
-def ring_init(n: int) -> RingState:
-    """An empty ring of length n with a compensated sum (n >= 1)."""
-    if n < 1:
-        raise ValueError("a window length must be at least 1")
-    return (np.zeros(n), 0, 0, 0.0, 0.0)
-
-
-@kernel
-def ring_push(state: RingState, value: float) -> tuple[RingState, float]:
-    """Push a value; the new state and the value that left the ring (NaN if none).
-
-    The sum is exact up to its compensation's rounding: what enters it is what leaves it, so
-    the weighted sums built on it (`weighted_step`) do not drift.
-    """
-    buffer, head, count, total, compensation = state
-    n = buffer.shape[0]
-    at = np.uint64(head)  # unsigned: no negative-index wraparound
-    leaving = np.nan
-    if count == n:
-        leaving = buffer[at]
-        total, compensation = neumaier_add(total, compensation, -leaving)
-    else:
-        count += 1
-    buffer[at] = value
-    head = head + 1 if head + 1 < n else 0
-    total, compensation = neumaier_add(total, compensation, value)
-    return (buffer, head, count, total, compensation), leaving
-
-
-DOMINANT = 2.0**50
-"""A value leaving a compensated sum this many times larger than what remains is a spike: the
-sum is renormalized (or rebuilt) so that the spike's rounding error leaves with it."""
-
-
-@kernel
-def weighted_step(
-    total: float,
-    compensation: float,
-    plain_total: float,
-    plain_compensation: float,
-    n: float,
-    x: float,
-) -> tuple[float, float]:
-    """W' = W - S + n*x for the linearly weighted sum W (newest weight n, oldest 1) of a window.
-
-    S (the ring's plain sum before x is pushed, as `ring_push`'s pair) is subtracted in full
-    and n*x is formed exactly, so what enters W is exactly what later leaves it: W does not
-    drift. (After a spike leaves, the caller renormalizes W: see `weighted_settle`.)
-    """
-    plain, plain_low = two_sum(plain_total, plain_compensation)
-    product, product_error = two_product(n, x)
-    step, step_error = two_sum(product, -plain)
-    return compensated_add(  # type: ignore[no-any-return]
-        total, compensation + ((step_error + product_error) - plain_low), step
-    )
-
-
-@kernel
-def weighted_settle(
-    total: float, compensation: float, window: RingState, leaving: float
-) -> tuple[float, float]:
-    """Renormalize W once a spike has left its window (the last step pushed out `leaving`).
-
-    A compensated sum keeps the naive running total, which still carries a spike's rounding
-    error after the spike has gone while the compensation holds its negative: from then on the
-    compensation has too few low digits for the small values. Folding it back (exactly) makes
-    the total the correctly rounded sum again.
-    """
-    if abs(leaving) <= DOMINANT * abs(window[3] + window[4]):
-        return total, compensation
-    return two_sum(total, compensation)  # type: ignore[no-any-return]
-
-
-@kernel
-def weighted_init(n: int) -> WeightedState:
-    """A window of length n with its linearly weighted sum (newest weight n, oldest 1)."""
-    return (ring_init(n), 0.0, 0.0)
-
-
 # ---------------------------------------------------------------- WMA
 
 
@@ -212,23 +126,20 @@ prefix sum weighted by position)."""
 
 
 @kernel
-def wma_init(n: int) -> WmaState:
-    """State of `wma`: an empty block window (see `wma_update`)."""
-    if n < 1:
-        raise ValueError("a window length must be at least 1")
-    values = np.full(2 * n + 1, np.nan)
-    values[2 * n] = 0.0
-    return (values, 0, 0.0, 0.0)
+def wma_roll(
+    values: np.ndarray, base: int, n: int, position: int, prefix: float, weighted: float
+) -> tuple[int, float, float]:
+    """After `wma_step`: when the block is complete, build its sums and start the next block.
 
-
-@kernel
-def wma_rebuild(values: np.ndarray, n: int) -> None:
-    """values[n + k] = sum over m >= k of the block's suffix sums from m (k < n), in place.
-
-    The two halves of the block are summed as two independent chains (half the latency of
-    one), then the lower half adds the upper half's contribution: (h - k) times its sum plus
-    its own sum of suffix sums.
+    values[base + n + k] = the block's sum over m >= k of its suffix sums from m (k < n). The
+    two halves of the block are summed as two independent chains (half the latency of one),
+    then the lower half adds the upper half's contribution: (h - k) times its sum plus its own
+    sum of suffix sums. (Not called from `wma_step`: an inlined function that hands the array
+    on to another one makes numba count references on every bar.)
     """
+    if position < n:
+        return position, prefix, weighted
+    start = np.uint64(base)
     half = np.uint64(n // 2)
     top = np.uint64(n)
     i = top
@@ -236,49 +147,74 @@ def wma_rebuild(values: np.ndarray, n: int) -> None:
     sums = 0.0
     if n % 2:
         i -= np.uint64(1)
-        suffix = values[i]
+        suffix = values[start + i]
         sums = suffix
-        values[i + top] = sums
+        values[start + i + top] = sums
     low_suffix = 0.0
     low_sums = 0.0
     j = half
     while j > 0:
         i -= np.uint64(1)
         j -= np.uint64(1)
-        suffix += values[i]
+        suffix += values[start + i]
         sums += suffix
-        values[i + top] = sums
-        low_suffix += values[j]
+        values[start + i + top] = sums
+        low_suffix += values[start + j]
         low_sums += low_suffix
-        values[j + top] = low_sums
+        values[start + j + top] = low_sums
     for k in range(n // 2):
-        at = np.uint64(k)
+        at = start + np.uint64(k)
         values[at + top] += (n // 2 - k) * suffix + sums
+    return 0, 0.0, 0.0
 
 
 @kernel
-def wma_update(state: WmaState, x: float, n: int) -> tuple[WmaState, float]:
-    """Push x; the linearly weighted mean of the last n values once there are n.
+def wma_block_init(values: np.ndarray, base: int, n: int) -> None:
+    """Mark values[base:base + 2n + 1] as an empty WMA block window (see `wma_step`)."""
+    values[base : base + 2 * n] = np.nan
+    values[base + 2 * n] = 0.0
+
+
+@kernel
+def wma_step(
+    values: np.ndarray, base: int, n: int, position: int, prefix: float, weighted: float, x: float
+) -> tuple[int, float, float, float]:
+    """Push x (not NaN) into the block window at `base`; (position, prefix, weighted, WMA or NaN).
 
     Block sums (as window.py): the window ending at position p of the current block is the
     previous block after p plus this block's 0..p. With P and Q this block's prefix sums of x
     and of j*x, and SS[k] the previous block's sum of its suffix sums from k on, the weighted
     sum (newest weight n) is SS[p+1] + (n-p)*P + Q: every weight positive, nothing subtracted,
-    so nothing drifts and a spike is forgotten once it leaves. SS is built once per block.
+    so nothing drifts and a spike is forgotten once it leaves. SS is built once per block; it
+    is NaN until the first block completes, and so is the WMA.
     """
+    at = np.uint64(base + position)
+    values[at] = x
+    prefix += x
+    weighted += position * x
+    scale = 2.0 / (n * (n + 1.0))  # a product per bar, not a division
+    value = (values[at + np.uint64(n + 1)] + (n - position) * prefix + weighted) * scale
+    return position + 1, prefix, weighted, value
+
+
+@kernel
+def wma_init(n: int) -> WmaState:
+    """State of `wma`: an empty block window (see `wma_step`)."""
+    if n < 1:
+        raise ValueError("a window length must be at least 1")
+    values = np.empty(2 * n + 1)
+    wma_block_init(values, 0, n)
+    return (values, 0, 0.0, 0.0)
+
+
+@kernel
+def wma_update(state: WmaState, x: float, n: int) -> tuple[WmaState, float]:
+    """Push x; the linearly weighted mean of the last n values once there are n (`wma_step`)."""
     values, position, prefix, weighted = state
     value = np.nan
-    if not np.isnan(x):
-        at = np.uint64(position)
-        values[at] = x
-        prefix += x
-        weighted += position * x
-        scale = 2.0 / (n * (n + 1.0))  # a product per bar, not a division
-        value = (values[at + np.uint64(n + 1)] + (n - position) * prefix + weighted) * scale
-        position += 1
-        if position == n:
-            wma_rebuild(values, n)
-            position, prefix, weighted = 0, 0.0, 0.0
+    if not np.isnan(x):  # one return: two would make numba count references every bar
+        position, prefix, weighted, value = wma_step(values, 0, n, position, prefix, weighted, x)
+        position, prefix, weighted = wma_roll(values, 0, n, position, prefix, weighted)
     return (values, position, prefix, weighted), value
 
 
@@ -336,7 +272,11 @@ def tema_update(
 
 # ---------------------------------------------------------------- HMA
 
-HmaState = tuple[WeightedState, WeightedState, WeightedState]
+HmaState = tuple[np.ndarray, int, int, int, float, float, int, float, float, int, float, float]
+"""(one array holding the three block windows of WMA(x, n/2), WMA(x, n) and the outer
+WMA(., sqrt n), one after the other; the half and root lengths; then per window its position,
+prefix sum and weighted prefix sum). One array, not three: a state holding several arrays
+brings numba's reference counting into the compiled loop."""
 
 
 def hma_lengths(n: int) -> tuple[int, int]:
@@ -351,42 +291,30 @@ def hma_init(n: int) -> HmaState:
         raise ValueError("a window length must be at least 1")
     half = max(n // 2, 1)
     root = int(np.floor(np.sqrt(n)))  # exact: sqrt is correctly rounded, so squares stay whole
-    return (weighted_init(half), weighted_init(n), weighted_init(root))
+    values = np.empty((2 * half + 1) + (2 * n + 1) + (2 * root + 1))
+    wma_block_init(values, 0, half)
+    wma_block_init(values, 2 * half + 1, n)
+    wma_block_init(values, 2 * half + 1 + 2 * n + 1, root)
+    return (values, half, root, 0, 0.0, 0.0, 0, 0.0, 0.0, 0, 0.0, 0.0)
 
 
 @kernel
 def hma_update(state: HmaState, x: float, n: int) -> tuple[HmaState, float]:
     """Push x into both inner WMAs; once the long one is full, push 2*fast - slow into the outer."""
-    if np.isnan(x):
-        return state, np.nan
-    (half, half_total, half_low), (full, full_total, full_low), outer_state = state
-    half_n = half[0].shape[0]
-    half_total, half_low = weighted_step(half_total, half_low, half[3], half[4], float(half_n), x)
-    half, leaving = ring_push(half, x)
-    half_total, half_low = weighted_settle(half_total, half_low, half, leaving)
-    full_total, full_low = weighted_step(full_total, full_low, full[3], full[4], float(n), x)
-    full, leaving = ring_push(full, x)
-    full_total, full_low = weighted_settle(full_total, full_low, full, leaving)
-    if full[2] < n:
-        return ((half, half_total, half_low), (full, full_total, full_low), outer_state), np.nan
-    fast = (half_total + half_low) / (half_n * (half_n + 1.0) / 2.0)
-    slow = (full_total + full_low) * (2.0 / (n * (n + 1.0)))
-    outer, outer_total, outer_low = outer_state
-    root = outer[0].shape[0]
-    y = 2.0 * fast - slow
-    outer_total, outer_low = weighted_step(
-        outer_total, outer_low, outer[3], outer[4], float(root), y
-    )
-    outer, leaving = ring_push(outer, y)
-    outer_total, outer_low = weighted_settle(outer_total, outer_low, outer, leaving)
-    state = (
-        (half, half_total, half_low),
-        (full, full_total, full_low),
-        (outer, outer_total, outer_low),
-    )
-    if outer[2] < root:
-        return state, np.nan
-    return state, (outer_total + outer_low) / (root * (root + 1.0) / 2.0)
+    values, half, root, hp, hs, hw, fp, fs, fw, rp, rs, rw = state
+    value = np.nan
+    if not np.isnan(x):  # one return: two would make numba count references every bar
+        hp, hs, hw, fast = wma_step(values, 0, half, hp, hs, hw, x)
+        hp, hs, hw = wma_roll(values, 0, half, hp, hs, hw)
+        full_base = 2 * half + 1
+        fp, fs, fw, slow = wma_step(values, full_base, n, fp, fs, fw, x)
+        fp, fs, fw = wma_roll(values, full_base, n, fp, fs, fw)
+        if not np.isnan(slow):
+            y = 2.0 * fast - slow
+            root_base = full_base + 2 * n + 1
+            rp, rs, rw, value = wma_step(values, root_base, root, rp, rs, rw, y)
+            rp, rs, rw = wma_roll(values, root_base, root, rp, rs, rw)
+    return (values, half, root, hp, hs, hw, fp, fs, fw, rp, rs, rw), value
 
 
 # ---------------------------------------------------------------- KAMA

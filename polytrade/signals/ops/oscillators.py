@@ -24,7 +24,10 @@ from polytrade.signals.operator import Arg, Operator, Out, kernel, lookback
 from polytrade.signals.ops.averages import EmaState, ema_init, ema_update, sma_init, sma_update
 from polytrade.signals.registry import register
 from polytrade.signals.window import (
+    LagState,
     WindowState,
+    lag_init,
+    lag_push,
     window_full,
     window_init,
     window_push,
@@ -46,8 +49,6 @@ block's suffix maxima and a -inf, then the same for the negated lows; prefix max
 current block's highs and of its negated lows; position in the block; bars seen, capped at n)."""
 StochState = tuple[RangeState, WindowState, WindowState]
 """(extremes of the last k_length bars, SMA window of %K, SMA window of slow %K)."""
-LagState = tuple[np.ndarray, int, int]
-"""(ring of the last n values, slot of the oldest, how many it holds (capped at n))."""
 MfiState = tuple[int, float, WindowState, WindowState]
 """(bars seen, previous typical price, windows of positive and negative money flow)."""
 
@@ -402,24 +403,6 @@ def cci_update(
 
 
 # ---------------------------------------------------------------- ROC, momentum
-
-
-@kernel
-def lag_init(n: int) -> LagState:
-    """State of `roc` and `momentum`: an empty ring of the last n values."""
-    check_length(n)
-    return (np.empty(n), 0, 0)
-
-
-@kernel
-def lag_push(state: LagState, x: float) -> tuple[LagState, float]:
-    """Push x; returns the value from n bars ago (NaN until there is one)."""
-    values, head, count = state
-    n = values.shape[0]
-    old = values[at(head)] if count == n else np.nan
-    values[at(head)] = x
-    head = head + 1 if head + 1 < n else 0
-    return (values, head, min(count + 1, n)), old
 
 
 @kernel

@@ -12,71 +12,47 @@ import numpy as np
 
 from polytrade.signals.operator import Arg, Operator, Out, kernel
 from polytrade.signals.registry import register
+from polytrade.signals.window import LagState, lag_init, lag_push
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-RingState = tuple[np.ndarray, int, int]
-"""(the last n values in a ring, index of the oldest, how many have been pushed, capped at n)."""
 NoState = tuple[int]
 """Elementwise operators keep nothing between bars."""
 
 
 @kernel
-def ring_init(n: int) -> RingState:
-    """An empty ring of length n (n >= 1)."""
-    if n < 1:
-        raise ValueError("a window length must be at least 1")
-    return (np.zeros(n), 0, 0)
-
-
-@kernel
-def ring_shift(state: RingState, x: float) -> tuple[RingState, float]:
-    """Push x; returns the new state and the value pushed n bars before it (NaN if none)."""
-    buffer, head, count = state
-    n = buffer.shape[0]
-    old = np.nan
-    if count == n:
-        old = buffer[head]
-    else:
-        count += 1
-    buffer[head] = x
-    head = head + 1 if head + 1 < n else 0
-    return (buffer, head, count), old
-
-
-@kernel
-def lag_update(state: RingState, x: float, n: int) -> tuple[RingState, float]:  # noqa: ARG001 - the contract passes every scalar
+def lag_update(state: LagState, x: float, n: int) -> tuple[LagState, float]:  # noqa: ARG001 - the contract passes every scalar
     """Push x; the value pushed n bars (with data) before it."""
     if np.isnan(x):
         return state, np.nan
-    return ring_shift(state, x)  # type: ignore[no-any-return]
+    return lag_push(state, x)  # type: ignore[no-any-return]
 
 
 @kernel
-def diff_update(state: RingState, x: float, n: int) -> tuple[RingState, float]:  # noqa: ARG001 - the contract passes every scalar
+def diff_update(state: LagState, x: float, n: int) -> tuple[LagState, float]:  # noqa: ARG001 - the contract passes every scalar
     """Push x; x minus the value n bars ago."""
     if np.isnan(x):
         return state, np.nan
-    state, old = ring_shift(state, x)
+    state, old = lag_push(state, x)
     return state, x - old
 
 
 @kernel
-def pct_change_update(state: RingState, x: float, n: int) -> tuple[RingState, float]:  # noqa: ARG001 - the contract passes every scalar
+def pct_change_update(state: LagState, x: float, n: int) -> tuple[LagState, float]:  # noqa: ARG001 - the contract passes every scalar
     """Push x; x / (the value n bars ago) - 1."""
     if np.isnan(x):
         return state, np.nan
-    state, old = ring_shift(state, x)
+    state, old = lag_push(state, x)
     return state, x / old - 1.0
 
 
 @kernel
-def log_return_update(state: RingState, x: float, n: int) -> tuple[RingState, float]:  # noqa: ARG001 - the contract passes every scalar
+def log_return_update(state: LagState, x: float, n: int) -> tuple[LagState, float]:  # noqa: ARG001 - the contract passes every scalar
     """Push x; ln(x / the value n bars ago)."""
     if np.isnan(x):
         return state, np.nan
-    state, old = ring_shift(state, x)
+    state, old = lag_push(state, x)
     return state, np.log(x / old)
 
 
@@ -135,7 +111,7 @@ register(
         name="lag",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=ring_init,
+        init=lag_init,
         update=lag_update,
         warmup=_after,
         summary="x as it was `length` bars ago (bars with data), in units of x; "
@@ -147,7 +123,7 @@ register(
         name="diff",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=ring_init,
+        init=lag_init,
         update=diff_update,
         warmup=_after,
         summary="x - lag(x, length): change over `length` bars, in units of x; "
@@ -159,7 +135,7 @@ register(
         name="pct_change",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=ring_init,
+        init=lag_init,
         update=pct_change_update,
         warmup=_after,
         summary="x / lag(x, length) - 1: simple return over `length` bars as a fraction "
@@ -171,7 +147,7 @@ register(
         name="log_return",
         args=_X_LENGTH,
         output=Out.SERIES,
-        init=ring_init,
+        init=lag_init,
         update=log_return_update,
         warmup=_after,
         summary="ln(x / lag(x, length)): log return over `length` bars (not annualized); "

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from polytrade.compile.plan import ParamError, compile_strategy
 from polytrade.data.bars import to_timeframe
+from polytrade.signals.resample import min_spacing
 
 EMA_CROSS = """
 params:
@@ -127,3 +128,20 @@ def test_warmup_bars_bound_the_leading_nans(strategy, btc_15m) -> None:
     for name, bars in plan.warmup_bars().items():
         first = int(np.flatnonzero(~np.isnan(out[name]))[0])
         assert first <= bars, f"{name}: first value at {first}, declared warm-up {bars}"
+
+
+def test_bars_finer_than_the_strategy_are_refused_wherever_they_are(strategy, btc_15m) -> None:
+    plan = compile_strategy(strategy(EMA_CROSS))
+    plan.run(btc_15m)  # 15 minutes apart: accepted
+    for at in (1, len(btc_15m["ts"]) // 2, len(btc_15m["ts"]) - 1):
+        bars = {name: column.copy() for name, column in btc_15m.items()}
+        bars["ts"][at:] -= 60_000  # one bar 14 minutes after the one before it
+        with pytest.raises(ValueError, match="bars are 840 s apart at the closest"):
+            plan.run(bars)
+
+
+@given(st.lists(st.integers(-(2**40), 2**40), max_size=40))
+def test_min_spacing_is_the_smallest_difference(values: list[int]) -> None:
+    ts = np.array(values, dtype=np.int64)
+    expected = int(np.min(np.diff(ts))) if len(ts) > 1 else 0
+    assert min_spacing(ts) == expected
