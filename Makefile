@@ -7,8 +7,9 @@ RUN := $(UV) run --locked
 setup:  ## install uv if missing, then the exact locked dependencies
 	@$(UV) sync --locked --quiet
 
-demo: setup  ## the main job on the embedded default (today: validate every spec)
+demo: setup  ## the main job on the embedded default: a backtest on the seeded synthetic market
 	$(RUN) polytrade validate strategies profiles
+	$(RUN) polytrade run profiles/backtest.yaml
 
 lint: setup  ## ruff, formatting, the import-layer contract, schema drift
 	$(RUN) ruff check polytrade tests bench

@@ -1,0 +1,235 @@
+"""`polytrade run PROFILE`: a backtest profile run by the engine, summarised in the terminal."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from polytrade.cli.loading import spec_loader
+from polytrade.cli.output import stderr
+from polytrade.cli.signals import parse_params
+from polytrade.errors import UsageError
+from polytrade.spec.models import ProfileDocument
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from polytrade.engine.backtest import BacktestResult
+    from polytrade.spec.loader import LoadedSpec
+
+Bars = dict[str, "np.ndarray"]
+
+
+def run(
+    profile: Path = typer.Argument(..., help="Profile spec (YAML).", show_default=False),
+    data: Path | None = typer.Option(
+        None, "--data", help="Bars file (parquet or CSV: ts, open, high, low, close, volume)."
+    ),
+    funding: Path | None = typer.Option(
+        None, "--funding", help="Funding file (ts, rate) settled on the positions."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON document (metrics, costs) on stdout."
+    ),
+    param: list[str] = typer.Option(
+        [], "--param", help="Override a param of every strategy: name=value (repeatable)."
+    ),
+) -> None:
+    """Run a profile. Backtest profiles run offline on the data they name (or --data)."""
+    loaded = spec_loader().load(profile)
+    if not isinstance(loaded.document, ProfileDocument):
+        raise UsageError(f"{profile} is a {loaded.kind}, not a Profile")
+    if loaded.document.spec.mode != "backtest":
+        raise UsageError(
+            f"{profile}: mode {loaded.document.spec.mode} runs on the trading node, which is "
+            "not built yet; backtest profiles run now"
+        )
+    started = time.perf_counter()
+    result = backtest_profile(loaded, data=data, funding=funding, overrides=parse_params(param))
+    elapsed = time.perf_counter() - started
+    if as_json:
+        sys.stdout.write(json.dumps(_clean(summary(result)), allow_nan=False) + "\n")
+    else:
+        _print_summary(result, elapsed)
+
+
+def backtest_profile(
+    loaded: LoadedSpec,
+    *,
+    data: Path | None = None,
+    funding: Path | None = None,
+    overrides: dict[str, object] | None = None,
+) -> BacktestResult:
+    """Every strategy of a backtest profile on its data, combined."""
+    # numba and polars take a second to import: only commands that compute load them.
+    from polytrade.compile.plan import ParamError, compile_strategy  # noqa: PLC0415
+    from polytrade.data.bars import to_timeframe  # noqa: PLC0415
+    from polytrade.engine.backtest import combine, run_sleeve  # noqa: PLC0415
+    from polytrade.spec.models import RiskBudgetDocument, StrategyDocument  # noqa: PLC0415
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    spec = document.spec
+    risk = loaded.references["spec.risk"].document
+    assert isinstance(risk, RiskBudgetDocument)  # noqa: S101 - the loader resolved it
+    strategies = []
+    for index, allocation in enumerate(spec.strategies):
+        strategy = loaded.references[f"spec.strategies[{index}].ref"].document
+        assert isinstance(strategy, StrategyDocument)  # noqa: S101 - the loader resolved it
+        strategies.append((strategy, allocation))
+    base, label = _market(loaded, data, funding, strategies)
+    sleeves = []
+    for strategy, allocation in strategies:
+        plan = compile_strategy(strategy)
+        params: dict[str, object] = {**allocation.params}
+        params.update({n: v for n, v in (overrides or {}).items() if n in plan.param_order})
+        bars = to_timeframe(base, strategy.spec.timeframe)
+        bars = _with_settlements(bars, base)
+        try:
+            sleeve = run_sleeve(
+                plan,
+                strategy,
+                risk,
+                spec.execution,
+                bars,
+                allocation=allocation.allocation,
+                params=params,
+                margin_mode=spec.venue.margin_mode,
+            )
+        except ParamError as exc:
+            raise UsageError(f"{strategy.metadata.name}: {exc}") from exc
+        sleeves.append(sleeve)
+    return combine(sleeves, label)
+
+
+def _market(
+    loaded: LoadedSpec, data: Path | None, funding: Path | None, strategies: list[Any]
+) -> tuple[Bars, str]:
+    """Base bars (with funding_rate, settlement and mark columns where known) and a label."""
+    import numpy as np  # noqa: PLC0415
+
+    from polytrade.core.timeframes import timeframe_seconds  # noqa: PLC0415
+    from polytrade.data.bars import attach_funding, read_bars, read_funding  # noqa: PLC0415
+    from polytrade.spec.models.profile import FileData, SyntheticData  # noqa: PLC0415
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    source = document.spec.data
+    settlements: np.ndarray | None = None
+    rates: np.ndarray | None = None
+    if data is None and isinstance(source, FileData):
+        data = (loaded.path.parent / source.bars).resolve()
+        if funding is None and source.funding:
+            funding = (loaded.path.parent / source.funding).resolve()
+    if data is not None:
+        bars = read_bars(data)
+        label = f"file {data.name}"
+        if funding is not None:
+            settlements, rates = read_funding(funding)
+    elif isinstance(source, SyntheticData):
+        from polytrade.data.synthetic import generate  # noqa: PLC0415
+
+        finest = min(timeframe_seconds(s.spec.timeframe) for s, _ in strategies)
+        step = 300 if finest % 300 == 0 else 60
+        market = generate(source.seed, source.days, source.start, timeframe_seconds=step)
+        bars = _frame_bars(market.bars)
+        marks = market.mark["close"].to_numpy()
+        bars["mark_price"] = marks.astype(np.float64)
+        settlements = market.funding["ts"].dt.epoch("ms").to_numpy().astype(np.int64)
+        rates = market.funding["rate"].to_numpy().astype(np.float64)
+        label = market.label
+    else:
+        raise UsageError(
+            f"{loaded.path}: data source {getattr(source, 'source', None)} is not available yet "
+            "for backtests; "
+            "use source: synthetic, source: file, or --data BARS"
+        )
+    if settlements is not None and rates is not None:
+        bars = attach_funding(bars, settlements, rates)
+        bars["_settlements"] = settlements
+        bars["_rates"] = rates
+    return bars, label
+
+
+def _frame_bars(frame: Any) -> Bars:  # noqa: ANN401 - a polars DataFrame
+    import numpy as np  # noqa: PLC0415
+
+    bars: Bars = {"ts": frame["ts"].dt.epoch("ms").to_numpy().astype(np.int64)}
+    for name in ("open", "high", "low", "close", "volume"):
+        bars[name] = frame[name].to_numpy().astype(np.float64)
+    return bars
+
+
+def _with_settlements(bars: Bars, base: Bars) -> Bars:
+    """Add `funding`: per bar, the rate of the settlement inside it (see funding_per_bar)."""
+    from polytrade.engine.backtest import funding_per_bar  # noqa: PLC0415
+
+    out = {name: column for name, column in bars.items() if not name.startswith("_")}
+    if "_settlements" in base and len(out["ts"]) > 1:
+        step = int(out["ts"][1] - out["ts"][0])
+        out["funding"] = funding_per_bar(out["ts"], step, base["_settlements"], base["_rates"])
+    return out
+
+
+def summary(result: BacktestResult) -> dict[str, Any]:
+    """The run as one JSON-able document."""
+    return {
+        "data": result.data_label,
+        "bars": int(result.ts.shape[0]),
+        "start": int(result.ts[0]) if result.ts.size else None,
+        "end": int(result.ts[-1]) if result.ts.size else None,
+        "final_equity": result.final_equity,
+        "trades": result.trade_count,
+        "costs": result.costs,
+        "metrics": result.metrics.as_dict(),
+        "strategies": [
+            {
+                "name": s.name,
+                "allocation": s.allocation,
+                "params": s.params,
+                "final_equity": float(s.equity[-1]) if s.equity.size else None,
+                "trades": len(s.trades),
+                "liquidations": s.liquidations,
+                "costs": s.costs,
+                "risk_denials": {code: n for code, n in s.risk.items() if n},
+            }
+            for s in result.sleeves
+        ],
+    }
+
+
+def _clean(value: object) -> object:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def _print_summary(result: BacktestResult, elapsed: float) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    metrics = result.metrics.as_dict()
+    table = Table(title=f"Backtest — data: {result.data_label}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("final equity (USDT)", f"{result.final_equity:,.2f}")
+    table.add_row("trades", f"{result.trade_count:,}")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:,.4f}" if isinstance(value, float) else str(value))
+    for name, value in result.costs.items():
+        table.add_row(f"{name} (USDT)", f"{value:,.2f}")
+    Console().print(table)
+    stderr.print(f"[green]✓[/green] {result.ts.shape[0]:,} bars in {elapsed:.2f} s")

@@ -1,0 +1,362 @@
+"""Backtests: a profile's strategies run by the engine kernel over history.
+
+Each strategy of a profile trades its own sleeve: capital and the risk budget's notional
+limits scaled by its allocation. (Live, the sleeves of one instrument net into the one
+position the venue holds in one-way mode; the node does that netting.) The sleeves' equity
+curves add up to the profile's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from polytrade.core.instruments import Instrument, instrument
+from polytrade.core.timeframes import timeframe_seconds
+from polytrade.engine import kernel as k
+from polytrade.engine.metrics import Metrics, compute_metrics
+from polytrade.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from polytrade.compile.plan import Plan
+    from polytrade.spec.models import RiskBudgetDocument, StrategyDocument
+    from polytrade.spec.models.profile import ExecutionModel
+
+_ACTIONS = {"halt": k.ACT_HALT, "reduce_only": k.ACT_REDUCE_ONLY, "flatten": k.ACT_FLATTEN}
+
+
+@dataclass
+class Sleeve:
+    """One strategy's part of a backtest."""
+
+    name: str
+    allocation: float
+    params: dict[str, Any]
+    instrument: Instrument
+    ts: np.ndarray
+    equity: np.ndarray
+    position: np.ndarray
+    """Signed contracts held after each bar."""
+    fills: np.ndarray
+    """One row per fill: bar, signed contracts, price, fee, slippage, reason, realized PnL."""
+    risk: dict[str, int]
+    """How often each pre-trade risk rule denied or clipped an order, by reason code."""
+    costs: dict[str, float]
+    liquidations: int
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BacktestResult:
+    """A profile's backtest: sleeves, combined equity, metrics."""
+
+    ts: np.ndarray
+    equity: np.ndarray
+    sleeves: list[Sleeve]
+    metrics: Metrics
+    data_label: str
+
+    @property
+    def final_equity(self) -> float:
+        """Equity after the last bar, USDT."""
+        return float(self.equity[-1]) if self.equity.size else math.nan
+
+    @property
+    def costs(self) -> dict[str, float]:
+        """Fees, funding and slippage paid over the run, USDT (funding: net paid)."""
+        total: dict[str, float] = {}
+        for sleeve in self.sleeves:
+            for name, value in sleeve.costs.items():
+                total[name] = total.get(name, 0.0) + value
+        return total
+
+    @property
+    def trade_count(self) -> int:
+        """Completed and open trades of every sleeve."""
+        return sum(len(s.trades) for s in self.sleeves)
+
+
+def engine_config(  # noqa: PLR0915 - one slot per line
+    strategy: StrategyDocument,
+    risk: RiskBudgetDocument,
+    execution: ExecutionModel,
+    *,
+    allocation: float,
+    params: Mapping[str, float],
+    margin_mode: str,
+    spec: Instrument,
+) -> np.ndarray:
+    """The kernel's configuration vector for one sleeve."""
+    c = np.zeros(k.CONFIG_SIZE)
+    budget = risk.spec
+    bar_ms = timeframe_seconds(strategy.spec.timeframe) * 1000
+    c[k.C_CAPITAL] = budget.capital_usdt * allocation
+    c[k.C_CONTRACT_SIZE] = spec.contract_size
+    c[k.C_LOT] = spec.lot
+    c[k.C_MIN_QTY] = spec.min_qty
+    c[k.C_MMR] = spec.maintenance_margin_rate
+    c[k.C_LIQ_FEE] = spec.liquidation_fee_rate
+    c[k.C_ISOLATED] = 1.0 if margin_mode == "isolated" else 0.0
+    c[k.C_LEVERAGE] = min(budget.max_leverage, spec.max_leverage)
+    c[k.C_TAKER_BPS] = execution.fees.taker_bps
+    c[k.C_MAKER_BPS] = execution.fees.maker_bps
+    slippage = execution.slippage
+    if slippage.model == "fixed":
+        c[k.C_SLIP_MODEL], c[k.C_SLIP_A] = k.SLIP_FIXED, slippage.bps
+    elif slippage.model == "volatility":
+        c[k.C_SLIP_MODEL], c[k.C_SLIP_A] = k.SLIP_VOLATILITY, slippage.range_fraction
+    elif slippage.model == "sqrt_impact":
+        c[k.C_SLIP_MODEL], c[k.C_SLIP_A] = k.SLIP_SQRT, slippage.coefficient
+    elif slippage.model == "depth":
+        raise UsageError(
+            "the depth slippage model is not built yet; use fixed, volatility or sqrt_impact"
+        )
+    c[k.C_LATENCY_FRACTION] = min(execution.latency_ms / bar_ms, 1.0)
+    c[k.C_PARTICIPATION] = execution.fills.participation
+    c[k.C_FILL_AT_CLOSE] = 1.0 if execution.fills.market_price == "close" else 0.0
+    sizing = strategy.spec.sizing
+    if sizing.method == "fixed_fraction":
+        c[k.C_SIZING], c[k.C_SIZE_A] = k.SIZE_FIXED_FRACTION, sizing.fraction
+    elif sizing.method == "fixed_notional":
+        c[k.C_SIZING], c[k.C_SIZE_A] = k.SIZE_FIXED_NOTIONAL, sizing.notional_usdt
+    elif sizing.method == "vol_target":
+        c[k.C_SIZING] = k.SIZE_VOL_TARGET
+        c[k.C_SIZE_A], c[k.C_SIZE_B] = sizing.target_annual_vol, sizing.max_fraction
+    else:
+        c[k.C_SIZING] = k.SIZE_RISK_PER_TRADE
+        c[k.C_SIZE_A], c[k.C_SIZE_B] = sizing.risk_fraction, sizing.max_fraction
+    max_bars = strategy.spec.stops.max_bars
+    if isinstance(max_bars, str):
+        max_bars = int(params[max_bars])
+    c[k.C_MAX_BARS] = float(max_bars or 0)
+    c[k.C_MAX_POSITION_NOTIONAL] = budget.max_position_notional_usdt * allocation
+    c[k.C_MAX_ORDER_NOTIONAL] = budget.max_order_notional_usdt * allocation
+    c[k.C_MAX_LEVERAGE] = budget.max_leverage
+    c[k.C_DAILY_LIMIT] = budget.max_daily_loss.limit
+    c[k.C_DAILY_ACTION] = _ACTIONS[budget.max_daily_loss.action]
+    c[k.C_DD_LIMIT] = budget.max_drawdown.limit
+    c[k.C_DD_ACTION] = _ACTIONS[budget.max_drawdown.action]
+    if budget.loss_streak is not None:
+        c[k.C_STREAK] = budget.loss_streak.losses
+        c[k.C_COOLDOWN_MS] = budget.loss_streak.cooldown_seconds * 1000.0
+    regime = strategy.spec.regime
+    c[k.C_REGIME_FLATTEN] = 1.0 if regime is not None and regime.otherwise == "flatten" else 0.0
+    c[k.C_BAR_MS] = bar_ms
+    c[k.C_PERIODS_PER_YEAR] = 365 * 86_400_000 / bar_ms
+    return c
+
+
+def signal_rows(
+    plan: Plan, bars: Mapping[str, np.ndarray], params: Mapping[str, Any], lookback: int
+) -> np.ndarray:
+    """The kernel's signal rows: the plan's rules and stops, and two market statistics.
+
+    The statistics (per-bar volatility of log returns and mean volume over `lookback` bars)
+    are lagged one bar: an order filled at a bar's open only knows the bars before it.
+    """
+    outputs = plan.run(bars, params)
+    n = bars["ts"].shape[0]
+    rows = np.full((k.SIGNAL_ROWS, n), np.nan)
+    names = {
+        k.SIG_ENTRY_LONG: "entry_long",
+        k.SIG_EXIT_LONG: "exit_long",
+        k.SIG_ENTRY_SHORT: "entry_short",
+        k.SIG_EXIT_SHORT: "exit_short",
+        k.SIG_STOP_LOSS: "stops.stop_loss",
+        k.SIG_TAKE_PROFIT: "stops.take_profit",
+        k.SIG_TRAILING: "stops.trailing",
+        k.SIG_REGIME: "regime",
+    }
+    for row, name in names.items():
+        if name in outputs:
+            rows[row] = outputs[name]
+    if "regime" not in outputs:
+        rows[k.SIG_REGIME] = 1.0
+    rows[k.SIG_VOL] = _lagged(
+        _rolling_std(np.diff(np.log(bars["close"]), prepend=np.nan), lookback)
+    )
+    rows[k.SIG_AVG_VOLUME] = _lagged(_rolling_mean(bars["volume"], lookback))
+    return rows
+
+
+def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[0] >= n:
+        sums = np.convolve(np.nan_to_num(x), np.ones(n), mode="valid")
+        out[n - 1 :] = sums / n
+    return out
+
+
+def _rolling_std(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[0] > n:
+        windows = np.lib.stride_tricks.sliding_window_view(x[1:], n)
+        out[n:] = windows.std(axis=1)
+    return out
+
+
+def _lagged(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([[np.nan], x[:-1]]) if x.size else x
+
+
+def funding_per_bar(
+    ts: np.ndarray, bar_ms: int, settlements: np.ndarray, rates: np.ndarray
+) -> np.ndarray:
+    """Per bar, the rate of the settlement that falls inside it (NaN when none does)."""
+    out = np.full(ts.shape[0], np.nan)
+    if settlements.size == 0 or ts.size == 0:
+        return out
+    index = np.searchsorted(ts, settlements, side="right") - 1
+    inside = (index >= 0) & (settlements < ts[np.clip(index, 0, None)] + bar_ms)
+    out[index[inside]] = rates[inside]
+    return out
+
+
+def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
+    plan: Plan,
+    strategy: StrategyDocument,
+    risk: RiskBudgetDocument,
+    execution: ExecutionModel,
+    bars: Mapping[str, np.ndarray],
+    *,
+    allocation: float = 1.0,
+    params: Mapping[str, Any] | None = None,
+    margin_mode: str = "cross",
+) -> Sleeve:
+    """Backtest one strategy on bars of its timeframe (with `funding` and `mark` if known)."""
+    overrides = dict(params or {})
+    vector = dict(zip(plan.param_order, plan.param_vector(overrides), strict=True))
+    spec = instrument(strategy.spec.instruments[0])
+    config = engine_config(
+        strategy,
+        risk,
+        execution,
+        allocation=allocation,
+        params=vector,
+        margin_mode=margin_mode,
+        spec=spec,
+    )
+    lookback = _lookback(strategy, execution)
+    signals = signal_rows(plan, bars, overrides, lookback)
+    n = bars["ts"].shape[0]
+    state = k.new_state(config)
+    fills = np.zeros((2 * n + 16, k.FILL_COLUMNS))
+    risk_counts = np.zeros(len(k.RISK_CODES), dtype=np.int64)
+    equity = np.empty(n)
+    position = np.empty(n)
+    mark = bars.get("mark_price", np.full(n, np.nan))
+    funding = bars.get("funding", np.full(n, np.nan))
+    k.run(
+        state, config, bars["ts"], bars["open"], bars["high"], bars["low"], bars["close"],
+        bars["volume"], mark, funding, signals, fills, risk_counts, equity, position,
+    )  # fmt: skip
+    used = fills[: int(state[k.S_FILLS])]
+    costs = {
+        "fees": float(state[k.S_FEES]),
+        "funding": float(state[k.S_FUNDING]),
+        "slippage": float(state[k.S_SLIPPAGE]),
+        "turnover": float(state[k.S_TURNOVER]),
+    }
+    sleeve = Sleeve(
+        name=strategy.metadata.name,
+        allocation=allocation,
+        params=overrides,
+        instrument=spec,
+        ts=np.asarray(bars["ts"]),
+        equity=equity,
+        position=position,
+        fills=used,
+        risk={code: int(count) for code, count in zip(k.RISK_CODES, risk_counts, strict=True)},
+        costs=costs,
+        liquidations=int(state[k.S_LIQUIDATIONS]),
+    )
+    sleeve.trades = trades_from_fills(used, np.asarray(bars["ts"]), spec.contract_size)
+    return sleeve
+
+
+def _lookback(strategy: StrategyDocument, execution: ExecutionModel) -> int:
+    sizing = strategy.spec.sizing
+    if sizing.method == "vol_target":
+        return int(sizing.lookback_bars)
+    slippage = execution.slippage
+    if slippage.model == "sqrt_impact":
+        return int(slippage.volume_lookback_bars)
+    return 96
+
+
+def trades_from_fills(
+    fills: np.ndarray, ts: np.ndarray, contract_size: float
+) -> list[dict[str, Any]]:
+    """Round trips from the fill list: opened from flat, closed back to flat (or flipped)."""
+    trades: list[dict[str, Any]] = []
+    position = 0.0
+    current: dict[str, Any] | None = None
+    for bar, qty, price, paid, _slip, reason, realized in fills:
+        before = position
+        position = before + qty
+        if abs(position) < 1e-12:  # noqa: PLR2004 - whole lots
+            position = 0.0
+        if current is not None:
+            current["pnl"] += realized - paid
+            current["fees"] += paid
+        if before != 0.0 and (position == 0.0 or np.sign(position) != np.sign(before)):
+            assert current is not None  # noqa: S101 - a position has a trade
+            # The fee of a flipping fill is the closing trade's; the new one starts clean.
+            current.update(
+                exit_bar=int(bar),
+                exit_ts=int(ts[int(bar)]),
+                exit_price=float(price),
+                exit_reason=k.REASON_NAMES.get(int(reason), "signal"),
+            )
+            trades.append(current)
+            current = None
+        if position != 0.0 and (before == 0.0 or np.sign(position) != np.sign(before)):
+            current = {
+                "side": "long" if position > 0 else "short",
+                "contracts": abs(position),
+                "entry_bar": int(bar),
+                "entry_ts": int(ts[int(bar)]),
+                "entry_price": float(price),
+                "notional": abs(position) * contract_size * float(price),
+                "pnl": 0.0 if before != 0.0 else -float(paid),
+                "fees": 0.0 if before != 0.0 else float(paid),
+                "exit_bar": None,
+                "exit_ts": None,
+                "exit_price": None,
+                "exit_reason": "open",
+            }
+    if current is not None:
+        trades.append(current)
+    return trades
+
+
+def combine(sleeves: list[Sleeve], data_label: str) -> BacktestResult:
+    """The profile's result: sleeves on one clock (the finest timeframe), equity summed."""
+    if not sleeves:
+        raise UsageError("the profile has no strategies to run")
+    ts = np.unique(np.concatenate([s.ts for s in sleeves]))
+    equity = np.zeros(ts.shape[0])
+    exposure = np.zeros(ts.shape[0])
+    pnls: list[float] = []
+    turnover = 0.0
+    for sleeve in sleeves:
+        index = np.searchsorted(sleeve.ts, ts, side="right") - 1
+        held = index >= 0
+        capital = sleeve.equity[0] if sleeve.equity.size else 0.0
+        equity += np.where(held, sleeve.equity[np.clip(index, 0, None)], capital)
+        exposure += np.where(held, np.abs(sleeve.position[np.clip(index, 0, None)]), 0.0)
+        pnls += [t["pnl"] for t in sleeve.trades if t["exit_reason"] != "open"]
+        turnover += sleeve.costs["turnover"]
+    metrics = compute_metrics(
+        equity,
+        ts,
+        trade_pnls=np.array(pnls),
+        turnover_notional=turnover,
+        exposure=exposure,
+    )
+    return BacktestResult(ts, equity, sleeves, metrics, data_label)

@@ -1,0 +1,498 @@
+"""The engine's per-bar step, compiled: stops, exits, sizing, risk, orders, fills, portfolio.
+
+One step (`step`) serves every mode. A backtest calls it in a compiled loop over history
+(`run`); paper and live call it once per closed bar with the bar the feed delivered. Its whole
+state is one float64 vector (`S_*` slots), so the node can persist it and a restart resumes
+exactly where it was. Signals come from the strategy's Plan (batch == streaming, bit for bit).
+
+Per bar t, in this order (the order the market would show them):
+
+1. funding settles when a settlement time falls in the bar (before fills at that time: a
+   position held up to the settlement pays or receives it);
+2. the order decided at the previous close fills at this bar's open (`next_open`), moved along
+   the bar by the latency, with slippage and the taker fee, capped by a participation rate of
+   the bar's volume (the rest waits for the next bar);
+3. the bar's path is checked against the protective levels: stop-loss / trailing stop (filled
+   at the level, or at the open when the bar gaps through it), then liquidation (judged on the
+   bar's adverse extreme, filled at the liquidation price, liquidation fee charged out of what
+   is left of the margin), then take-profit (a resting limit: maker fee, no slippage);
+4. mark to market at the close; post-trade risk: drawdown and daily loss limits act (halt,
+   reduce-only, flatten), losing streaks start a cooldown;
+5. the decision: exits, entries and the time stop give a target side, the sizing method a
+   size, pre-trade risk clips or denies (every reason counted); the order is sent for the next
+   bar (or filled at this close when `market_price` is `close`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from polytrade.engine.accounting import (
+    fee,
+    funding_payment,
+    isolated_margin,
+    liquidation_price,
+    unrealized_pnl,
+)
+
+# ---------------------------------------------------------------- signal rows
+SIG_ENTRY_LONG, SIG_EXIT_LONG, SIG_ENTRY_SHORT, SIG_EXIT_SHORT = 0, 1, 2, 3
+SIG_STOP_LOSS, SIG_TAKE_PROFIT, SIG_TRAILING, SIG_REGIME, SIG_VOL, SIG_AVG_VOLUME = 4, 5, 6, 7, 8, 9
+SIGNAL_ROWS = 10
+
+# ---------------------------------------------------------------- configuration slots
+(
+    C_CAPITAL, C_CONTRACT_SIZE, C_LOT, C_MIN_QTY, C_MMR, C_LIQ_FEE, C_ISOLATED, C_LEVERAGE,
+    C_TAKER_BPS, C_MAKER_BPS, C_SLIP_MODEL, C_SLIP_A, C_LATENCY_FRACTION, C_PARTICIPATION,
+    C_FILL_AT_CLOSE, C_SIZING, C_SIZE_A, C_SIZE_B, C_MAX_BARS, C_MAX_POSITION_NOTIONAL,
+    C_MAX_ORDER_NOTIONAL, C_MAX_LEVERAGE, C_DAILY_LIMIT, C_DAILY_ACTION, C_DD_LIMIT, C_DD_ACTION,
+    C_STREAK, C_COOLDOWN_MS, C_REGIME_FLATTEN, C_BAR_MS, C_PERIODS_PER_YEAR,
+) = range(31)  # fmt: skip
+CONFIG_SIZE = 31
+
+SLIP_NONE, SLIP_FIXED, SLIP_VOLATILITY, SLIP_SQRT = 0, 1, 2, 3
+SIZE_FIXED_FRACTION, SIZE_FIXED_NOTIONAL, SIZE_VOL_TARGET, SIZE_RISK_PER_TRADE = 0, 1, 2, 3
+ACT_HALT, ACT_REDUCE_ONLY, ACT_FLATTEN = 1, 2, 3
+
+# ---------------------------------------------------------------- state slots
+(
+    S_CASH, S_QTY, S_ENTRY, S_PEAK, S_DAY, S_DAY_START, S_BARS_IN, S_BEST, S_STOP, S_TAKE,
+    S_TRAIL, S_PENDING, S_PENDING_REASON, S_MODE, S_DAY_MODE, S_STREAK, S_COOLDOWN_UNTIL,
+    S_FEES, S_FUNDING, S_SLIPPAGE, S_FILLS, S_TRADE_PNL, S_LIQUIDATIONS, S_MARGIN, S_EQUITY,
+    S_PREV_HIGH, S_PREV_LOW, S_TURNOVER,
+) = range(28)  # fmt: skip
+STATE_SIZE = 28
+
+# ---------------------------------------------------------------- fill reasons and risk codes
+REASON_SIGNAL, REASON_STOP, REASON_TAKE, REASON_TRAIL, REASON_TIME = 1, 2, 3, 4, 5
+REASON_LIQUIDATION, REASON_RISK, REASON_REGIME = 6, 7, 8
+REASON_NAMES = {
+    REASON_SIGNAL: "signal",
+    REASON_STOP: "stop_loss",
+    REASON_TAKE: "take_profit",
+    REASON_TRAIL: "trailing_stop",
+    REASON_TIME: "time_stop",
+    REASON_LIQUIDATION: "liquidation",
+    REASON_RISK: "risk_flatten",
+    REASON_REGIME: "regime_flatten",
+}
+(
+    DENY_HALTED, DENY_REDUCE_ONLY, DENY_MIN_SIZE, DENY_COOLDOWN, DENY_BAD_PRICE,
+    CLIP_ORDER_NOTIONAL, CLIP_POSITION_NOTIONAL, CLIP_LEVERAGE, DENY_NO_STOP,
+) = range(9)  # fmt: skip
+RISK_CODES = (
+    "halted",
+    "reduce_only",
+    "below_min_size",
+    "loss_streak_cooldown",
+    "bad_price",
+    "clipped_order_notional",
+    "clipped_position_notional",
+    "clipped_leverage",
+    "no_stop_distance",
+)
+FILL_COLUMNS = 7
+"""Per fill: bar, signed contracts, price, fee, slippage cost, reason, realized PnL."""
+
+DAY_MS = 86_400_000
+
+
+def new_state(config: np.ndarray) -> np.ndarray:
+    """The state before the first bar: all cash, flat, no order, trading allowed."""
+    state = np.zeros(STATE_SIZE)
+    state[S_CASH] = config[C_CAPITAL]
+    state[S_PEAK] = config[C_CAPITAL]
+    state[S_DAY] = -1.0
+    state[S_DAY_START] = config[C_CAPITAL]
+    state[S_ENTRY] = np.nan
+    state[S_STOP] = np.nan
+    state[S_TAKE] = np.nan
+    state[S_TRAIL] = np.nan
+    state[S_BEST] = np.nan
+    state[S_EQUITY] = config[C_CAPITAL]
+    state[S_PREV_HIGH] = np.nan
+    state[S_PREV_LOW] = np.nan
+    return state
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _slippage_fraction(
+    config: np.ndarray, qty: float, price: float, vol: float, avg_volume: float, prev_range: float
+) -> float:
+    """Adverse price move of a market order, as a fraction of price."""
+    model = int(config[C_SLIP_MODEL])
+    if model == SLIP_FIXED:
+        return config[C_SLIP_A] * 1e-4  # type: ignore[no-any-return]
+    if model == SLIP_VOLATILITY:
+        if np.isnan(prev_range):
+            return 0.0
+        return config[C_SLIP_A] * prev_range / price  # type: ignore[no-any-return]
+    if model == SLIP_SQRT:
+        base = abs(qty) * config[C_CONTRACT_SIZE]
+        if np.isnan(vol) or np.isnan(avg_volume) or avg_volume <= 0.0:
+            return 0.0
+        return config[C_SLIP_A] * vol * np.sqrt(base / avg_volume)  # type: ignore[no-any-return]
+    return 0.0
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of these
+    state: np.ndarray,
+    config: np.ndarray,
+    fills: np.ndarray,
+    bar: int,
+    qty: float,
+    price: float,
+    fee_bps: float,
+    slip_cost: float,
+    reason: int,
+) -> None:
+    """Apply a fill of `qty` contracts at `price` (slippage already in it) to the portfolio."""
+    cs = config[C_CONTRACT_SIZE]
+    position = state[S_QTY]
+    paid = fee(qty, price, cs, fee_bps)
+    realized = 0.0
+    if position != 0.0 and np.sign(qty) != np.sign(position):
+        closing = min(abs(qty), abs(position)) * np.sign(qty)
+        realized = -closing * cs * (price - state[S_ENTRY])
+    new_position = position + qty
+    if abs(new_position) < 1e-12:  # noqa: PLR2004 - contracts are whole lots
+        new_position = 0.0
+    if new_position == 0.0:
+        entry = np.nan
+    elif position == 0.0 or np.sign(new_position) != np.sign(position):
+        entry = price  # opened, or flipped through zero
+    elif np.sign(qty) == np.sign(position):
+        entry = (state[S_ENTRY] * position + price * qty) / new_position
+    else:
+        entry = state[S_ENTRY]  # reduced: the rest keeps its entry
+    state[S_CASH] += realized - paid
+    state[S_FEES] += paid
+    state[S_SLIPPAGE] += slip_cost
+    state[S_TURNOVER] += abs(qty) * cs * price
+    state[S_TRADE_PNL] += realized - paid
+    opened = new_position != 0.0 and (position == 0.0 or np.sign(new_position) != np.sign(position))
+    state[S_QTY] = new_position
+    state[S_ENTRY] = entry
+    if config[C_ISOLATED] > 0.0:
+        state[S_MARGIN] = (
+            isolated_margin(new_position, entry, cs, config[C_LEVERAGE])
+            if new_position != 0.0
+            else 0.0
+        )
+    k = int(state[S_FILLS])
+    if k < fills.shape[0]:
+        fills[k, 0] = bar
+        fills[k, 1] = qty
+        fills[k, 2] = price
+        fills[k, 3] = paid
+        fills[k, 4] = slip_cost
+        fills[k, 5] = reason
+        fills[k, 6] = realized
+    state[S_FILLS] = k + 1
+    if position != 0.0 and (new_position == 0.0 or opened):
+        # A trade ended: a loss (fees and funding included) lengthens the losing streak.
+        state[S_STREAK] = state[S_STREAK] + 1.0 if state[S_TRADE_PNL] < 0.0 else 0.0
+        state[S_TRADE_PNL] = 0.0
+    if opened:
+        state[S_BARS_IN] = 0.0
+        state[S_BEST] = price
+    if new_position == 0.0:
+        state[S_BARS_IN] = 0.0
+        state[S_BEST] = np.nan
+        state[S_STOP] = np.nan
+        state[S_TAKE] = np.nan
+        state[S_TRAIL] = np.nan
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one step
+    state: np.ndarray,
+    config: np.ndarray,
+    bar: int,
+    ts: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    volume: float,
+    mark: float,
+    funding_rate: float,
+    signals: np.ndarray,
+    fills: np.ndarray,
+    risk_counts: np.ndarray,
+) -> None:
+    """Advance the engine by one closed bar (see the module docstring for the order)."""
+    cs = config[C_CONTRACT_SIZE]
+    if np.isnan(o) or np.isnan(h) or np.isnan(lo) or np.isnan(c):
+        return  # a bar without data: nothing happens, nothing is decided
+    mark_price = mark if not np.isnan(mark) else c
+    # 1. funding at the settlement inside this bar (on the position held then, at the open)
+    if not np.isnan(funding_rate) and state[S_QTY] != 0.0:
+        paid = funding_payment(state[S_QTY], o, cs, funding_rate)
+        state[S_CASH] += paid
+        state[S_FUNDING] -= paid
+        state[S_TRADE_PNL] += paid
+    # 2. the pending market order fills at the open, moved along the bar by the latency
+    pending = state[S_PENDING]
+    if pending != 0.0 and config[C_FILL_AT_CLOSE] == 0.0:
+        qty = pending
+        cap = config[C_PARTICIPATION] * volume / cs
+        if config[C_PARTICIPATION] > 0.0 and abs(qty) > cap:
+            qty = np.sign(qty) * np.floor(cap / config[C_LOT]) * config[C_LOT]
+        if qty != 0.0:
+            base = o + (c - o) * config[C_LATENCY_FRACTION]
+            slip = _slippage_fraction(
+                config,
+                qty,
+                base,
+                signals[SIG_VOL],
+                signals[SIG_AVG_VOLUME],
+                state[S_PREV_HIGH] - state[S_PREV_LOW],
+            )
+            price = base * (1.0 + np.sign(qty) * slip)
+            cost = abs(qty) * cs * abs(price - base)
+            _fill(
+                state,
+                config,
+                fills,
+                bar,
+                qty,
+                price,
+                config[C_TAKER_BPS],
+                cost,
+                int(state[S_PENDING_REASON]),
+            )
+        state[S_PENDING] = pending - qty
+        if state[S_PENDING] == 0.0:
+            state[S_PENDING_REASON] = 0.0
+    # 3. protective levels on the bar's path
+    position = state[S_QTY]
+    if position != 0.0:
+        long = position > 0.0
+        stop = state[S_STOP]
+        if not np.isnan(state[S_TRAIL]):
+            trail = state[S_BEST] - state[S_TRAIL] if long else state[S_BEST] + state[S_TRAIL]
+            if np.isnan(stop) or (long and trail > stop) or (not long and trail < stop):
+                stop = trail
+                reason = REASON_TRAIL
+            else:
+                reason = REASON_STOP
+        else:
+            reason = REASON_STOP
+        collateral = state[S_MARGIN] if config[C_ISOLATED] > 0.0 else state[S_CASH]
+        liq = liquidation_price(position, state[S_ENTRY], collateral, cs, config[C_MMR])
+        hit_stop = not np.isnan(stop) and ((long and lo <= stop) or (not long and h >= stop))
+        stop_first = hit_stop and ((long and stop >= liq) or (not long and stop <= liq))
+        if stop_first:
+            level = min(o, stop) if long else max(o, stop)
+            slip = _slippage_fraction(
+                config, position, level, signals[SIG_VOL], signals[SIG_AVG_VOLUME],
+                state[S_PREV_HIGH] - state[S_PREV_LOW],
+            )  # fmt: skip
+            price = level * (1.0 - np.sign(position) * slip)
+            _fill(
+                state,
+                config,
+                fills,
+                bar,
+                -position,
+                price,
+                config[C_TAKER_BPS],
+                abs(position) * cs * abs(price - level),
+                reason,
+            )
+            state[S_PENDING] = 0.0
+        elif (long and lo <= liq) or (not long and h >= liq):
+            price = min(o, liq) if long else max(o, liq)
+            # The liquidation fee takes what is left of the margin at the liquidation price.
+            left = collateral + unrealized_pnl(position, state[S_ENTRY], price, cs)
+            charge = min(config[C_LIQ_FEE] * abs(position) * cs * price, max(left, 0.0))
+            _fill(state, config, fills, bar, -position, price, 0.0, 0.0, REASON_LIQUIDATION)
+            state[S_CASH] -= charge
+            state[S_FEES] += charge
+            state[S_LIQUIDATIONS] += 1.0
+            state[S_PENDING] = 0.0
+        elif not np.isnan(state[S_TAKE]) and (
+            (long and h >= state[S_TAKE]) or (not long and lo <= state[S_TAKE])
+        ):
+            price = max(o, state[S_TAKE]) if long else min(o, state[S_TAKE])
+            _fill(
+                state, config, fills, bar, -position, price, config[C_MAKER_BPS], 0.0, REASON_TAKE
+            )
+            state[S_PENDING] = 0.0
+    if state[S_QTY] != 0.0:
+        state[S_BARS_IN] += 1.0
+        state[S_BEST] = max(state[S_BEST], h) if state[S_QTY] > 0.0 else min(state[S_BEST], lo)
+    # 4. mark to market, post-trade risk
+    equity = state[S_CASH] + unrealized_pnl(state[S_QTY], state[S_ENTRY], mark_price, cs)
+    if config[C_ISOLATED] > 0.0 and state[S_QTY] == 0.0:
+        state[S_MARGIN] = 0.0
+    day = float(ts // DAY_MS)
+    if day != state[S_DAY]:
+        # A new UTC day: the daily loss counts from the last close of the day before, and a
+        # daily-loss action is lifted (a drawdown action is not).
+        state[S_DAY] = day
+        state[S_DAY_START] = state[S_EQUITY]
+        state[S_DAY_MODE] = 0.0
+    state[S_EQUITY] = equity
+    state[S_PEAK] = max(state[S_PEAK], equity)
+    if config[C_DD_LIMIT] > 0.0 and equity <= state[S_PEAK] * (1.0 - config[C_DD_LIMIT]):
+        state[S_MODE] = max(state[S_MODE], config[C_DD_ACTION])
+    if config[C_DAILY_LIMIT] > 0.0 and equity <= state[S_DAY_START] * (1.0 - config[C_DAILY_LIMIT]):
+        state[S_DAY_MODE] = max(state[S_DAY_MODE], config[C_DAILY_ACTION])
+    if config[C_STREAK] > 0.0 and state[S_STREAK] >= config[C_STREAK]:
+        state[S_COOLDOWN_UNTIL] = ts + config[C_BAR_MS] + config[C_COOLDOWN_MS]
+        state[S_STREAK] = 0.0
+    state[S_PREV_HIGH] = h
+    state[S_PREV_LOW] = lo
+    # 5. the decision at this close
+    mode = max(state[S_MODE], state[S_DAY_MODE])
+    position = state[S_QTY]
+    target_side = np.sign(position)
+    reason = REASON_SIGNAL
+    entry_long = signals[SIG_ENTRY_LONG] == 1.0
+    entry_short = signals[SIG_ENTRY_SHORT] == 1.0
+    if (position > 0.0 and (signals[SIG_EXIT_LONG] == 1.0 or (entry_short and not entry_long))) or (
+        position < 0.0 and (signals[SIG_EXIT_SHORT] == 1.0 or (entry_long and not entry_short))
+    ):
+        target_side = 0.0
+    if target_side == 0.0:
+        if entry_long and not entry_short:
+            target_side = 1.0
+        elif entry_short and not entry_long:
+            target_side = -1.0
+        if target_side == np.sign(position) and position != 0.0:
+            target_side = 0.0  # the exit fired: no re-entry on the same bar
+    if position != 0.0 and config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]:
+        target_side = 0.0
+        reason = REASON_TIME
+    if signals[SIG_REGIME] != 1.0:  # the regime gate is shut (or unknown)
+        if config[C_REGIME_FLATTEN] > 0.0:
+            if position != 0.0:
+                reason = REASON_REGIME
+            target_side = 0.0
+        elif target_side != 0.0 and target_side != np.sign(position):
+            target_side = 0.0  # no new entries; exits still happen
+    if mode >= ACT_FLATTEN:
+        target_side = 0.0
+        reason = REASON_RISK
+    target = position
+    if target_side == 0.0:
+        target = 0.0
+    elif target_side != np.sign(position):
+        target = target_side * _size(state, config, signals, c, equity, risk_counts)
+    order = target - state[S_QTY]
+    if order != 0.0:
+        reducing = abs(target) < abs(state[S_QTY]) and np.sign(target) != -np.sign(state[S_QTY])
+        reducing = reducing or target == 0.0
+        if mode >= ACT_FLATTEN:
+            if not reducing:
+                order = 0.0
+        elif mode == ACT_HALT:
+            risk_counts[DENY_HALTED] += 1
+            order = 0.0
+        elif mode == ACT_REDUCE_ONLY and not reducing:
+            risk_counts[DENY_REDUCE_ONLY] += 1
+            order = -state[S_QTY] if target_side != np.sign(state[S_QTY]) else 0.0
+        elif not reducing and ts < state[S_COOLDOWN_UNTIL]:
+            risk_counts[DENY_COOLDOWN] += 1
+            order = -state[S_QTY]
+    if mode >= ACT_FLATTEN and state[S_QTY] == 0.0:
+        state[S_MODE] = ACT_HALT if state[S_MODE] >= ACT_FLATTEN else state[S_MODE]
+        state[S_DAY_MODE] = ACT_HALT if state[S_DAY_MODE] >= ACT_FLATTEN else state[S_DAY_MODE]
+    state[S_PENDING] = order
+    state[S_PENDING_REASON] = reason if order != 0.0 else 0.0
+    opening = order != 0.0 and target != 0.0 and np.sign(target) != np.sign(position)
+    if opening:
+        # Levels of the new position, measured from this close (where the signal fired).
+        stop_distance = signals[SIG_STOP_LOSS]
+        take_distance = signals[SIG_TAKE_PROFIT]
+        trail_distance = signals[SIG_TRAILING]
+        side = np.sign(target)
+        state[S_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
+        state[S_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
+        state[S_TRAIL] = trail_distance if trail_distance > 0.0 else np.nan
+    if order != 0.0 and config[C_FILL_AT_CLOSE] > 0.0:
+        _fill(state, config, fills, bar, order, c, config[C_TAKER_BPS], 0.0, reason)
+        state[S_PENDING] = 0.0
+        state[S_PENDING_REASON] = 0.0
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _size(
+    state: np.ndarray,
+    config: np.ndarray,
+    signals: np.ndarray,
+    price: float,
+    equity: float,
+    risk_counts: np.ndarray,
+) -> float:
+    """Contracts of a new position (>= 0) from the sizing method and the risk caps."""
+    cs = config[C_CONTRACT_SIZE]
+    method = int(config[C_SIZING])
+    if not price > 0.0 or not equity > 0.0:
+        risk_counts[DENY_BAD_PRICE] += 1
+        return 0.0
+    if method == SIZE_FIXED_FRACTION:
+        wanted = config[C_SIZE_A] * equity
+    elif method == SIZE_FIXED_NOTIONAL:
+        wanted = config[C_SIZE_A]
+    elif method == SIZE_VOL_TARGET:
+        vol = signals[SIG_VOL] * np.sqrt(config[C_PERIODS_PER_YEAR])
+        wanted = config[C_SIZE_A] / vol * equity if vol > 0.0 else 0.0
+        wanted = min(wanted, config[C_SIZE_B] * equity)
+    else:
+        distance = signals[SIG_STOP_LOSS]
+        if not distance > 0.0:
+            risk_counts[DENY_NO_STOP] += 1
+            return 0.0
+        wanted = config[C_SIZE_A] * equity / distance * price
+        wanted = min(wanted, config[C_SIZE_B] * equity)
+    if wanted > config[C_MAX_POSITION_NOTIONAL]:
+        risk_counts[CLIP_POSITION_NOTIONAL] += 1
+        wanted = config[C_MAX_POSITION_NOTIONAL]
+    if wanted > config[C_MAX_LEVERAGE] * equity:
+        risk_counts[CLIP_LEVERAGE] += 1
+        wanted = config[C_MAX_LEVERAGE] * equity
+    order_room = config[C_MAX_ORDER_NOTIONAL] + abs(state[S_QTY]) * cs * price
+    if wanted > order_room:
+        risk_counts[CLIP_ORDER_NOTIONAL] += 1
+        wanted = order_room
+    qty = np.floor(wanted / (cs * price) / config[C_LOT]) * config[C_LOT]
+    if qty < config[C_MIN_QTY]:
+        risk_counts[DENY_MIN_SIZE] += 1
+        return 0.0
+    return qty  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run(  # noqa: PLR0913, PLR0917 - arrays of one history
+    state: np.ndarray,
+    config: np.ndarray,
+    ts: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    volume: np.ndarray,
+    mark: np.ndarray,
+    funding: np.ndarray,
+    signals: np.ndarray,
+    fills: np.ndarray,
+    risk_counts: np.ndarray,
+    equity: np.ndarray,
+    position: np.ndarray,
+) -> None:
+    """The backtest: `step` over every bar; per-bar equity and position into the outputs."""
+    row = np.empty(SIGNAL_ROWS)
+    for t in range(ts.shape[0]):
+        for k in range(SIGNAL_ROWS):
+            row[k] = signals[k, t]
+        step(
+            state, config, t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t], funding[t],
+            row, fills, risk_counts,
+        )  # fmt: skip
+        equity[t] = state[S_EQUITY]
+        position[t] = state[S_QTY]
