@@ -115,7 +115,12 @@ def _market(
     import numpy as np  # noqa: PLC0415
 
     from polytrade.core.timeframes import timeframe_seconds  # noqa: PLC0415
-    from polytrade.data.bars import attach_funding, read_bars, read_funding  # noqa: PLC0415
+    from polytrade.data.bars import (  # noqa: PLC0415
+        attach_funding,
+        bars_from_frame,
+        read_bars,
+        read_funding,
+    )
     from polytrade.spec.models.profile import FileData, SyntheticData  # noqa: PLC0415
 
     document = loaded.document
@@ -138,7 +143,7 @@ def _market(
         finest = min(timeframe_seconds(s.spec.timeframe) for s, _ in strategies)
         step = 300 if finest % 300 == 0 else 60
         market = generate(source.seed, source.days, source.start, timeframe_seconds=step)
-        bars = _frame_bars(market.bars)
+        bars = bars_from_frame(market.bars, market.label)
         marks = market.mark["close"].to_numpy()
         bars["mark_price"] = marks.astype(np.float64)
         settlements = market.funding["ts"].dt.epoch("ms").to_numpy().astype(np.int64)
@@ -155,15 +160,6 @@ def _market(
         bars["_settlements"] = settlements
         bars["_rates"] = rates
     return bars, label
-
-
-def _frame_bars(frame: Any) -> Bars:  # noqa: ANN401 - a polars DataFrame
-    import numpy as np  # noqa: PLC0415
-
-    bars: Bars = {"ts": frame["ts"].dt.epoch("ms").to_numpy().astype(np.int64)}
-    for name in ("open", "high", "low", "close", "volume"):
-        bars[name] = frame[name].to_numpy().astype(np.float64)
-    return bars
 
 
 def _with_settlements(bars: Bars, base: Bars) -> Bars:
@@ -226,7 +222,6 @@ def _print_summary(result: BacktestResult, elapsed: float) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("final equity (USDT)", f"{result.final_equity:,.2f}")
-    table.add_row("trades", f"{result.trade_count:,}")
     for name, value in metrics.items():
         table.add_row(name, f"{value:,.4f}" if isinstance(value, float) else str(value))
     for name, value in result.costs.items():

@@ -46,7 +46,7 @@ def _read_frame(path: Path) -> pl.DataFrame:
         ) from exc
 
 
-def _ts_ms(frame: pl.DataFrame, path: Path) -> np.ndarray:
+def _ts_ms(frame: pl.DataFrame, path: Path | str) -> np.ndarray:
     if "ts" not in frame.columns:
         raise DataError(f"{path}: no 'ts' column (bar open time)")
     column = frame["ts"]
@@ -64,7 +64,14 @@ def _ts_ms(frame: pl.DataFrame, path: Path) -> np.ndarray:
 def read_bars(path: str | Path) -> Bars:
     """Read and check a bars file: sorted, no duplicate times, OHLC consistent."""
     path = Path(path)
-    frame = _read_frame(path)
+    return bars_from_frame(_read_frame(path), path)
+
+
+def bars_from_frame(frame: pl.DataFrame, path: Path | str) -> Bars:
+    """Bars from a frame in the bars-file layout, checked as read_bars checks a file.
+
+    `path` names where the frame came from in error messages.
+    """
     missing = [name for name in REQUIRED if name not in frame.columns]
     if missing:
         raise DataError(

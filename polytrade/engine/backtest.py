@@ -19,6 +19,8 @@ from polytrade.core.timeframes import timeframe_seconds
 from polytrade.engine import kernel as k
 from polytrade.engine.metrics import Metrics, compute_metrics
 from polytrade.errors import UsageError
+from polytrade.signals.evaluate import evaluate
+from polytrade.signals.registry import operators
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -156,8 +158,9 @@ def signal_rows(
 ) -> np.ndarray:
     """The kernel's signal rows: the plan's rules and stops, and two market statistics.
 
-    The statistics (per-bar volatility of log returns and mean volume over `lookback` bars)
-    are lagged one bar: an order filled at a bar's open only knows the bars before it.
+    The statistics (`realized_vol(close, lookback)`, the per-bar std of log returns, and
+    `sma(volume, lookback)`) are lagged one bar: an order filled at a bar's open only knows
+    the bars before it.
     """
     outputs = plan.run(bars, params)
     n = bars["ts"].shape[0]
@@ -177,27 +180,10 @@ def signal_rows(
             rows[row] = outputs[name]
     if "regime" not in outputs:
         rows[k.SIG_REGIME] = 1.0
-    rows[k.SIG_VOL] = _lagged(
-        _rolling_std(np.diff(np.log(bars["close"]), prepend=np.nan), lookback)
-    )
-    rows[k.SIG_AVG_VOLUME] = _lagged(_rolling_mean(bars["volume"], lookback))
+    ops = operators()
+    rows[k.SIG_VOL] = _lagged(evaluate(ops["realized_vol"], [bars["close"]], [lookback]))
+    rows[k.SIG_AVG_VOLUME] = _lagged(evaluate(ops["sma"], [bars["volume"]], [lookback]))
     return rows
-
-
-def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= n:
-        sums = np.convolve(np.nan_to_num(x), np.ones(n), mode="valid")
-        out[n - 1 :] = sums / n
-    return out
-
-
-def _rolling_std(x: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] > n:
-        windows = np.lib.stride_tricks.sliding_window_view(x[1:], n)
-        out[n:] = windows.std(axis=1)
-    return out
 
 
 def _lagged(x: np.ndarray) -> np.ndarray:

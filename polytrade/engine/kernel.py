@@ -307,11 +307,14 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
         elif (long and lo <= liq) or (not long and h >= liq):
             price = min(o, liq) if long else max(o, liq)
             # The liquidation fee takes what is left of the margin at the liquidation price.
+            # It is the liquidation fill's fee, so the trade's PnL and the fill list carry it.
             left = collateral + unrealized_pnl(position, state[S_ENTRY], price, cs)
-            charge = min(config[C_LIQ_FEE] * abs(position) * cs * price, max(left, 0.0))
-            _fill(state, config, fills, bar, -position, price, 0.0, 0.0, REASON_LIQUIDATION)
-            state[S_CASH] -= charge
-            state[S_FEES] += charge
+            size = abs(position) * cs * price
+            charge = min(config[C_LIQ_FEE] * size, max(left, 0.0))
+            _fill(
+                state, config, fills, bar, -position, price, charge / size * 1e4, 0.0,
+                REASON_LIQUIDATION,
+            )  # fmt: skip
             state[S_LIQUIDATIONS] += 1.0
             state[S_PENDING] = 0.0
         elif not np.isnan(state[S_TAKE]) and (
@@ -387,10 +390,8 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
     if order != 0.0:
         reducing = abs(target) < abs(state[S_QTY]) and np.sign(target) != -np.sign(state[S_QTY])
         reducing = reducing or target == 0.0
-        if mode >= ACT_FLATTEN:
-            if not reducing:
-                order = 0.0
-        elif mode == ACT_HALT:
+        # (Under ACT_FLATTEN the target is flat, so the order reduces and passes.)
+        if mode == ACT_HALT:
             risk_counts[DENY_HALTED] += 1
             order = 0.0
         elif mode == ACT_REDUCE_ONLY and not reducing:
@@ -404,13 +405,14 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
         state[S_DAY_MODE] = ACT_HALT if state[S_DAY_MODE] >= ACT_FLATTEN else state[S_DAY_MODE]
     state[S_PENDING] = order
     state[S_PENDING_REASON] = reason if order != 0.0 else 0.0
-    opening = order != 0.0 and target != 0.0 and np.sign(target) != np.sign(position)
+    after = position + order  # what the order leaves once filled (risk may have cut it)
+    opening = after != 0.0 and np.sign(after) != np.sign(position)
     if opening:
         # Levels of the new position, measured from this close (where the signal fired).
         stop_distance = signals[SIG_STOP_LOSS]
         take_distance = signals[SIG_TAKE_PROFIT]
         trail_distance = signals[SIG_TRAILING]
-        side = np.sign(target)
+        side = np.sign(after)
         state[S_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
         state[S_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
         state[S_TRAIL] = trail_distance if trail_distance > 0.0 else np.nan
