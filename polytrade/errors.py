@@ -26,6 +26,8 @@ class ExitCode(IntEnum):
     """Market data or the exchange was unavailable."""
     RISK_HALT = 5
     """A risk limit, circuit breaker or the kill switch halted the run."""
+    INVALID_DATA = 6
+    """A market-data file is invalid (unsorted, duplicated, inconsistent OHLC, bad field)."""
     INTERRUPTED = 130
     """Interrupted by the user (Ctrl-C) or by SIGTERM after a clean shutdown."""
 
@@ -40,6 +42,12 @@ class UsageError(PolytradeError):
     """The user asked for something that cannot be done as asked (bad path, existing file)."""
 
     exit_code = ExitCode.USAGE
+
+
+class DataError(PolytradeError):
+    """A market-data file is invalid; the message names the file, the row and the field."""
+
+    exit_code = ExitCode.INVALID_DATA
 
 
 @dataclass(frozen=True, slots=True, order=True)

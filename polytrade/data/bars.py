@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from polytrade.core.timeframes import timeframe_seconds
-from polytrade.errors import PolytradeError, UsageError
+from polytrade.errors import DataError, UsageError
 
 Bars = dict[str, np.ndarray]
 """Columns by name: `ts` as int64 ms (bar open), fields as float64."""
@@ -26,10 +26,6 @@ WEEK_OFFSET_MS: Final = 4 * 86_400_000
 
 REQUIRED: Final = ("open", "high", "low", "close", "volume")
 OPTIONAL: Final = ("funding_rate", "mark_price", "index_price")
-
-
-class DataError(PolytradeError):
-    """A data file is missing, unreadable or inconsistent."""
 
 
 def _read_frame(path: Path) -> pl.DataFrame:

@@ -51,6 +51,9 @@ class Sleeve:
     costs: dict[str, float]
     liquidations: int
     trades: list[dict[str, Any]] = field(default_factory=list)
+    bars: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """The bars the sleeve traded on (ts, open, high, low, close, volume; its timeframe)."""
+    timeframe: str = ""
 
 
 @dataclass
@@ -83,7 +86,7 @@ class BacktestResult:
         return sum(len(s.trades) for s in self.sleeves)
 
 
-def engine_config(  # noqa: PLR0915 - one slot per line
+def engine_config(  # noqa: C901, PLR0912, PLR0915 - one slot per line, one branch per choice
     strategy: StrategyDocument,
     risk: RiskBudgetDocument,
     execution: ExecutionModel,
@@ -102,6 +105,12 @@ def engine_config(  # noqa: PLR0915 - one slot per line
     c[k.C_LOT] = spec.lot
     c[k.C_MIN_QTY] = spec.min_qty
     c[k.C_MMR] = spec.maintenance_margin_rate
+    c[k.C_TICK] = spec.tick
+    c[k.C_EXEC_SLICES] = 1.0
+    tiers = spec.maintenance_tiers[: k.MAX_TIERS]
+    c[k.C_TIER_COUNT] = len(tiers)
+    for index, tier in enumerate(tiers):
+        c[k.C_TIERS + k.TIER_WIDTH * index : k.C_TIERS + k.TIER_WIDTH * (index + 1)] = tier
     c[k.C_LIQ_FEE] = spec.liquidation_fee_rate
     c[k.C_ISOLATED] = 1.0 if margin_mode == "isolated" else 0.0
     c[k.C_LEVERAGE] = min(budget.max_leverage, spec.max_leverage)
@@ -121,6 +130,28 @@ def engine_config(  # noqa: PLR0915 - one slot per line
     c[k.C_LATENCY_FRACTION] = min(execution.latency_ms / bar_ms, 1.0)
     c[k.C_PARTICIPATION] = execution.fills.participation
     c[k.C_FILL_AT_CLOSE] = 1.0 if execution.fills.market_price == "close" else 0.0
+    c[k.C_LIMIT_TOUCH] = 1.0 if execution.fills.limit_rule == "touch" else 0.0
+    style = strategy.spec.execution
+    if style.style == "limit_post_only":
+        c[k.C_EXEC_STYLE] = k.EXEC_POST_ONLY
+        c[k.C_LIMIT_OFFSET_BPS] = style.offset_bps
+        c[k.C_LIMIT_TIMEOUT] = style.timeout_bars
+        c[k.C_LIMIT_FALLBACK] = (
+            k.FALLBACK_MARKET if style.fallback == "market" else k.FALLBACK_CANCEL
+        )
+    elif style.style == "iceberg":
+        # Resting limit slices behind the touch: in bars, a post-only limit with its timeout.
+        c[k.C_EXEC_STYLE] = k.EXEC_POST_ONLY
+        c[k.C_LIMIT_OFFSET_BPS] = style.offset_bps
+        c[k.C_LIMIT_TIMEOUT] = max(1, math.ceil(style.timeout_seconds * 1000 / bar_ms))
+        c[k.C_LIMIT_FALLBACK] = (
+            k.FALLBACK_MARKET if style.fallback == "market" else k.FALLBACK_CANCEL
+        )
+    elif style.style in {"twap", "vwap"}:
+        # Slices worked over a window of the bar, filled as takers (children sent post-only
+        # are charged as takers too: the conservative side of an unknown queue position).
+        c[k.C_EXEC_WINDOW] = min(style.duration_seconds * 1000 / bar_ms, 1.0)
+        c[k.C_EXEC_SLICES] = style.slices
     sizing = strategy.spec.sizing
     if sizing.method == "fixed_fraction":
         c[k.C_SIZING], c[k.C_SIZE_A] = k.SIZE_FIXED_FRACTION, sizing.fraction
@@ -156,7 +187,7 @@ def engine_config(  # noqa: PLR0915 - one slot per line
 def signal_rows(
     plan: Plan, bars: Mapping[str, np.ndarray], params: Mapping[str, Any], lookback: int
 ) -> np.ndarray:
-    """The kernel's signal rows: the plan's rules and stops, and two market statistics.
+    """The kernel's signal matrix (bars x SIGNAL_ROWS): rules, stops, two market statistics.
 
     The statistics (`realized_vol(close, lookback)`, the per-bar std of log returns, and
     `sma(volume, lookback)`) are lagged one bar: an order filled at a bar's open only knows
@@ -164,7 +195,7 @@ def signal_rows(
     """
     outputs = plan.run(bars, params)
     n = bars["ts"].shape[0]
-    rows = np.full((k.SIGNAL_ROWS, n), np.nan)
+    rows = np.full((k.SIGNAL_ROWS, n), np.nan)  # filled by row, handed over by bar
     names = {
         k.SIG_ENTRY_LONG: "entry_long",
         k.SIG_EXIT_LONG: "exit_long",
@@ -183,7 +214,7 @@ def signal_rows(
     ops = operators()
     rows[k.SIG_VOL] = _lagged(evaluate(ops["realized_vol"], [bars["close"]], [lookback]))
     rows[k.SIG_AVG_VOLUME] = _lagged(evaluate(ops["sma"], [bars["volume"]], [lookback]))
-    return rows
+    return np.ascontiguousarray(rows.T)
 
 
 def _lagged(x: np.ndarray) -> np.ndarray:
@@ -260,6 +291,8 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         risk={code: int(count) for code, count in zip(k.RISK_CODES, risk_counts, strict=True)},
         costs=costs,
         liquidations=int(state[k.S_LIQUIDATIONS]),
+        bars={n: np.asarray(bars[n]) for n in ("ts", "open", "high", "low", "close", "volume")},
+        timeframe=strategy.spec.timeframe,
     )
     sleeve.trades = trades_from_fills(used, np.asarray(bars["ts"]), spec.contract_size)
     return sleeve

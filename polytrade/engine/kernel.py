@@ -9,13 +9,19 @@ Per bar t, in this order (the order the market would show them):
 
 1. funding settles when a settlement time falls in the bar (before fills at that time: a
    position held up to the settlement pays or receives it);
-2. the order decided at the previous close fills at this bar's open (`next_open`), moved along
-   the bar by the latency, with slippage and the taker fee, capped by a participation rate of
-   the bar's volume (the rest waits for the next bar);
+2. the working order: a market order decided at the previous close fills at this bar's open
+   (`next_open`), moved along the bar by the latency, with slippage and the taker fee; a
+   post-only limit order is rejected on arrival if it would cross (then its fallback acts),
+   otherwise it rests and fills at its price, with the maker fee, only when the bar trades
+   through it (or touches it, by the profile's `limit_rule`); at its timeout the rest falls back
+   to a market order or is cancelled. Every fill is capped by a participation rate of the bar's
+   volume, the rest keeps working. Reduce-only orders (exits) are clipped so they never grow
+   or flip the position;
 3. the bar's path is checked against the protective levels: stop-loss / trailing stop (filled
    at the level, or at the open when the bar gaps through it), then liquidation (judged on the
    bar's adverse extreme, filled at the liquidation price, liquidation fee charged out of what
-   is left of the margin), then take-profit (a resting limit: maker fee, no slippage);
+   is left of the margin; maintenance margin from the instrument's tier for the position's
+   size), then take-profit (a resting limit: maker fee, no slippage);
 4. mark to market at the close; post-trade risk: drawdown and daily loss limits act (halt,
    reduce-only, flatten), losing streaks start a cooldown;
 5. the decision: exits, entries and the time stop give a target side, the sizing method a
@@ -47,11 +53,24 @@ SIGNAL_ROWS = 10
     C_TAKER_BPS, C_MAKER_BPS, C_SLIP_MODEL, C_SLIP_A, C_LATENCY_FRACTION, C_PARTICIPATION,
     C_FILL_AT_CLOSE, C_SIZING, C_SIZE_A, C_SIZE_B, C_MAX_BARS, C_MAX_POSITION_NOTIONAL,
     C_MAX_ORDER_NOTIONAL, C_MAX_LEVERAGE, C_DAILY_LIMIT, C_DAILY_ACTION, C_DD_LIMIT, C_DD_ACTION,
-    C_STREAK, C_COOLDOWN_MS, C_REGIME_FLATTEN, C_BAR_MS, C_PERIODS_PER_YEAR,
-) = range(31)  # fmt: skip
-CONFIG_SIZE = 31
+    C_STREAK, C_COOLDOWN_MS, C_REGIME_FLATTEN, C_BAR_MS, C_PERIODS_PER_YEAR, C_TICK,
+    C_EXEC_STYLE, C_LIMIT_OFFSET_BPS, C_LIMIT_TIMEOUT, C_LIMIT_FALLBACK, C_LIMIT_TOUCH,
+    C_EXEC_WINDOW, C_EXEC_SLICES, C_TIER_COUNT, C_TIERS,
+) = range(41)  # fmt: skip
+MAX_TIERS = 8
+"""Risk-limit tiers: from C_TIERS, MAX_TIERS rows of (largest |position| in contracts,
+maintenance margin rate, largest leverage); C_TIER_COUNT rows are used, the last one is
+unbounded. The whole position pays its tier's rate."""
+TIER_WIDTH = 3
+C_DEPTH = C_TIERS + TIER_WIDTH * MAX_TIERS
+"""Where the order-book depth curve starts when the slippage model is `depth` (see
+`polytrade.data.depth`): the curve's flat vector is appended to the configuration."""
+CONFIG_SIZE = C_DEPTH
 
-SLIP_NONE, SLIP_FIXED, SLIP_VOLATILITY, SLIP_SQRT = 0, 1, 2, 3
+EXEC_MARKET, EXEC_POST_ONLY = 0, 1
+FALLBACK_CANCEL, FALLBACK_MARKET = 0, 1
+
+SLIP_NONE, SLIP_FIXED, SLIP_VOLATILITY, SLIP_SQRT, SLIP_DEPTH = 0, 1, 2, 3, 4
 SIZE_FIXED_FRACTION, SIZE_FIXED_NOTIONAL, SIZE_VOL_TARGET, SIZE_RISK_PER_TRADE = 0, 1, 2, 3
 ACT_HALT, ACT_REDUCE_ONLY, ACT_FLATTEN = 1, 2, 3
 
@@ -60,9 +79,11 @@ ACT_HALT, ACT_REDUCE_ONLY, ACT_FLATTEN = 1, 2, 3
     S_CASH, S_QTY, S_ENTRY, S_PEAK, S_DAY, S_DAY_START, S_BARS_IN, S_BEST, S_STOP, S_TAKE,
     S_TRAIL, S_PENDING, S_PENDING_REASON, S_MODE, S_DAY_MODE, S_STREAK, S_COOLDOWN_UNTIL,
     S_FEES, S_FUNDING, S_SLIPPAGE, S_FILLS, S_TRADE_PNL, S_LIQUIDATIONS, S_MARGIN, S_EQUITY,
-    S_PREV_HIGH, S_PREV_LOW, S_TURNOVER,
-) = range(28)  # fmt: skip
-STATE_SIZE = 28
+    S_PREV_HIGH, S_PREV_LOW, S_TURNOVER, S_TARGET, S_ORDER_TYPE, S_LIMIT_PRICE, S_LIMIT_AGE,
+    S_REDUCE_ONLY,
+) = range(33)  # fmt: skip
+STATE_SIZE = 33
+ORDER_MARKET, ORDER_LIMIT = 0, 1
 
 # ---------------------------------------------------------------- fill reasons and risk codes
 REASON_SIGNAL, REASON_STOP, REASON_TAKE, REASON_TRAIL, REASON_TIME = 1, 2, 3, 4, 5
@@ -80,7 +101,8 @@ REASON_NAMES = {
 (
     DENY_HALTED, DENY_REDUCE_ONLY, DENY_MIN_SIZE, DENY_COOLDOWN, DENY_BAD_PRICE,
     CLIP_ORDER_NOTIONAL, CLIP_POSITION_NOTIONAL, CLIP_LEVERAGE, DENY_NO_STOP,
-) = range(9)  # fmt: skip
+    REJECT_POST_ONLY, LIMIT_EXPIRED, CANCEL_REDUCE_ONLY, CLIP_TIER,
+) = range(13)  # fmt: skip
 RISK_CODES = (
     "halted",
     "reduce_only",
@@ -91,7 +113,13 @@ RISK_CODES = (
     "clipped_position_notional",
     "clipped_leverage",
     "no_stop_distance",
+    "post_only_would_cross",
+    "limit_timed_out",
+    "reduce_only_cancelled",
+    "clipped_risk_limit_tier",
 )
+"""Counters of denied or clipped orders (pre-trade risk) and of orders the venue rejected,
+timed out or cancelled, by reason code."""
 FILL_COLUMNS = 7
 """Per fill: bar, signed contracts, price, fee, slippage cost, reason, realized PnL."""
 
@@ -113,6 +141,7 @@ def new_state(config: np.ndarray) -> np.ndarray:
     state[S_EQUITY] = config[C_CAPITAL]
     state[S_PREV_HIGH] = np.nan
     state[S_PREV_LOW] = np.nan
+    state[S_LIMIT_PRICE] = np.nan
     return state
 
 
@@ -207,7 +236,208 @@ def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of thes
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one step
+def maintenance_rate(config: np.ndarray, qty: float) -> float:
+    """Maintenance margin rate of a position of |qty| contracts, from the instrument's tiers."""
+    size = abs(qty)
+    count = int(config[C_TIER_COUNT])
+    for tier in range(count):
+        row = C_TIERS + TIER_WIDTH * tier
+        if size <= config[row] or tier == count - 1:
+            return config[row + 1]  # type: ignore[no-any-return]
+    return config[C_MMR]  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def tier_notional_cap(config: np.ndarray, price: float, equity: float) -> float:
+    """The largest notional (USDT) the risk-limit tiers allow with `equity`.
+
+    A position in a tier may use at most that tier's leverage; inf without tiers.
+    """
+    count = int(config[C_TIER_COUNT])
+    if count == 0:
+        return np.inf
+    best = 0.0
+    for tier in range(count):
+        row = C_TIERS + TIER_WIDTH * tier
+        largest = config[row] * config[C_CONTRACT_SIZE] * price
+        best = max(best, min(largest, config[row + 2] * equity))
+    return best
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _participation_cap(config: np.ndarray, qty: float, volume: float) -> float:
+    """`qty` cut to the participation rate of the bar's volume, in whole lots."""
+    if config[C_PARTICIPATION] <= 0.0:
+        return qty
+    cap = config[C_PARTICIPATION] * volume / config[C_CONTRACT_SIZE]
+    if abs(qty) <= cap:
+        return qty
+    return np.sign(qty) * np.floor(cap / config[C_LOT]) * config[C_LOT]  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _cancel(state: np.ndarray) -> None:
+    """Drop the working order: the target becomes what is held."""
+    state[S_PENDING] = 0.0
+    state[S_PENDING_REASON] = 0.0
+    state[S_TARGET] = state[S_QTY]
+    state[S_ORDER_TYPE] = ORDER_MARKET
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's side of a bar
+    state: np.ndarray,
+    config: np.ndarray,
+    bar: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    volume: float,
+    signals: np.ndarray,
+    row: int,
+    fills: np.ndarray,
+    risk_counts: np.ndarray,
+) -> None:
+    """Step 2: the working order meets this bar (see the module docstring)."""
+    pending = state[S_PENDING]
+    if pending == 0.0:
+        return
+    position = state[S_QTY]
+    if state[S_REDUCE_ONLY] > 0.0:
+        # A reduce-only order never opens, grows or flips a position.
+        if position == 0.0 or np.sign(pending) == np.sign(position):
+            risk_counts[CANCEL_REDUCE_ONLY] += 1
+            _cancel(state)
+            return
+        if abs(pending) > abs(position):
+            pending = -position
+            state[S_PENDING] = pending
+    reason = int(state[S_PENDING_REASON])
+    arrival = o + (c - o) * config[C_LATENCY_FRACTION]
+    if state[S_ORDER_TYPE] == ORDER_LIMIT:
+        limit = state[S_LIMIT_PRICE]
+        buy = pending > 0.0
+        if state[S_LIMIT_AGE] == 0.0 and (
+            (buy and limit >= arrival) or (not buy and limit <= arrival)
+        ):
+            # Post-only: it would take liquidity on arrival, so the venue rejects it.
+            risk_counts[REJECT_POST_ONLY] += 1
+            if config[C_LIMIT_FALLBACK] == FALLBACK_MARKET:
+                state[S_ORDER_TYPE] = ORDER_MARKET
+            else:
+                _cancel(state)
+                return
+        else:
+            touch = config[C_LIMIT_TOUCH] > 0.0
+            traded = (buy and (lo < limit or (touch and lo <= limit))) or (
+                not buy and (h > limit or (touch and h >= limit))
+            )
+            if traded:
+                qty = _participation_cap(config, pending, volume)
+                if qty != 0.0:
+                    _fill(state, config, fills, bar, qty, limit, config[C_MAKER_BPS], 0.0, reason)
+                state[S_PENDING] = pending - qty
+            state[S_LIMIT_AGE] += 1.0
+            if state[S_PENDING] == 0.0:
+                state[S_PENDING_REASON] = 0.0
+                state[S_ORDER_TYPE] = ORDER_MARKET
+            elif state[S_LIMIT_AGE] >= config[C_LIMIT_TIMEOUT]:
+                risk_counts[LIMIT_EXPIRED] += 1
+                if config[C_LIMIT_FALLBACK] == FALLBACK_MARKET:
+                    state[S_ORDER_TYPE] = ORDER_MARKET  # the rest goes at the next open
+                else:
+                    _cancel(state)
+            return
+    qty = _participation_cap(config, pending, volume)
+    if qty != 0.0:
+        # A sliced order (TWAP/VWAP) is worked over a window of the bar: it fills around the
+        # window's middle on the bar's path, each slice paying the slippage of its own size.
+        middle = min(config[C_LATENCY_FRACTION] + 0.5 * config[C_EXEC_WINDOW], 1.0)
+        arrival = o + (c - o) * middle
+        slices = max(config[C_EXEC_SLICES], 1.0)
+        slip = _slippage_fraction(
+            config,
+            qty / slices,
+            arrival,
+            signals[row, SIG_VOL],
+            signals[row, SIG_AVG_VOLUME],
+            state[S_PREV_HIGH] - state[S_PREV_LOW],
+        )
+        price = arrival * (1.0 + np.sign(qty) * slip)
+        cost = abs(qty) * config[C_CONTRACT_SIZE] * abs(price - arrival)
+        _fill(state, config, fills, bar, qty, price, config[C_TAKER_BPS], cost, reason)
+    state[S_PENDING] = pending - qty
+    if state[S_PENDING] == 0.0:
+        state[S_PENDING_REASON] = 0.0
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective levels
+    state: np.ndarray,
+    config: np.ndarray,
+    bar: int,
+    o: float,
+    h: float,
+    lo: float,
+    signals: np.ndarray,
+    row: int,
+    fills: np.ndarray,
+) -> None:
+    """Step 3: stop-loss / trailing stop, liquidation, take-profit on the bar's path."""
+    position = state[S_QTY]
+    if position == 0.0:
+        return
+    cs = config[C_CONTRACT_SIZE]
+    long = position > 0.0
+    stop = state[S_STOP]
+    reason = REASON_STOP
+    if not np.isnan(state[S_TRAIL]):
+        trail = state[S_BEST] - state[S_TRAIL] if long else state[S_BEST] + state[S_TRAIL]
+        if np.isnan(stop) or (long and trail > stop) or (not long and trail < stop):
+            stop = trail
+            reason = REASON_TRAIL
+    collateral = state[S_MARGIN] if config[C_ISOLATED] > 0.0 else state[S_CASH]
+    liq = liquidation_price(
+        position, state[S_ENTRY], collateral, cs, maintenance_rate(config, position)
+    )
+    hit_stop = not np.isnan(stop) and ((long and lo <= stop) or (not long and h >= stop))
+    stop_first = hit_stop and ((long and stop >= liq) or (not long and stop <= liq))
+    if stop_first:
+        level = min(o, stop) if long else max(o, stop)
+        slip = _slippage_fraction(
+            config, position, level, signals[row, SIG_VOL], signals[row, SIG_AVG_VOLUME],
+            state[S_PREV_HIGH] - state[S_PREV_LOW],
+        )  # fmt: skip
+        price = level * (1.0 - np.sign(position) * slip)
+        _fill(
+            state, config, fills, bar, -position, price, config[C_TAKER_BPS],
+            abs(position) * cs * abs(price - level), reason,
+        )  # fmt: skip
+        _cancel(state)
+    elif (long and lo <= liq) or (not long and h >= liq):
+        price = min(o, liq) if long else max(o, liq)
+        # The liquidation fee takes what is left of the margin at the liquidation price.
+        # It is the liquidation fill's fee, so the trade's PnL and the fill list carry it.
+        left = collateral + unrealized_pnl(position, state[S_ENTRY], price, cs)
+        size = abs(position) * cs * price
+        charge = min(config[C_LIQ_FEE] * size, max(left, 0.0))
+        _fill(
+            state, config, fills, bar, -position, price, charge / size * 1e4, 0.0,
+            REASON_LIQUIDATION,
+        )  # fmt: skip
+        state[S_LIQUIDATIONS] += 1.0
+        _cancel(state)
+    elif not np.isnan(state[S_TAKE]) and (
+        (long and h >= state[S_TAKE]) or (not long and lo <= state[S_TAKE])
+    ):
+        price = max(o, state[S_TAKE]) if long else min(o, state[S_TAKE])
+        _fill(state, config, fills, bar, -position, price, config[C_MAKER_BPS], 0.0, REASON_TAKE)
+        _cancel(state)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def step(  # noqa: PLR0913, PLR0917 - the engine's one step
     state: np.ndarray,
     config: np.ndarray,
     bar: int,
@@ -220,10 +450,15 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
     mark: float,
     funding_rate: float,
     signals: np.ndarray,
+    row: int,
     fills: np.ndarray,
     risk_counts: np.ndarray,
 ) -> None:
-    """Advance the engine by one closed bar (see the module docstring for the order)."""
+    """Advance the engine by one closed bar (see the module docstring for the order).
+
+    `signals[row]` holds this bar's signal values (SIG_* columns): a backtest passes its whole
+    signal matrix and the bar's index, the node a one-row matrix and 0.
+    """
     cs = config[C_CONTRACT_SIZE]
     if np.isnan(o) or np.isnan(h) or np.isnan(lo) or np.isnan(c):
         return  # a bar without data: nothing happens, nothing is decided
@@ -234,97 +469,11 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
         state[S_CASH] += paid
         state[S_FUNDING] -= paid
         state[S_TRADE_PNL] += paid
-    # 2. the pending market order fills at the open, moved along the bar by the latency
-    pending = state[S_PENDING]
-    if pending != 0.0 and config[C_FILL_AT_CLOSE] == 0.0:
-        qty = pending
-        cap = config[C_PARTICIPATION] * volume / cs
-        if config[C_PARTICIPATION] > 0.0 and abs(qty) > cap:
-            qty = np.sign(qty) * np.floor(cap / config[C_LOT]) * config[C_LOT]
-        if qty != 0.0:
-            base = o + (c - o) * config[C_LATENCY_FRACTION]
-            slip = _slippage_fraction(
-                config,
-                qty,
-                base,
-                signals[SIG_VOL],
-                signals[SIG_AVG_VOLUME],
-                state[S_PREV_HIGH] - state[S_PREV_LOW],
-            )
-            price = base * (1.0 + np.sign(qty) * slip)
-            cost = abs(qty) * cs * abs(price - base)
-            _fill(
-                state,
-                config,
-                fills,
-                bar,
-                qty,
-                price,
-                config[C_TAKER_BPS],
-                cost,
-                int(state[S_PENDING_REASON]),
-            )
-        state[S_PENDING] = pending - qty
-        if state[S_PENDING] == 0.0:
-            state[S_PENDING_REASON] = 0.0
+    # 2. the working order meets the bar
+    if config[C_FILL_AT_CLOSE] == 0.0:
+        _work_order(state, config, bar, o, h, lo, c, volume, signals, row, fills, risk_counts)
     # 3. protective levels on the bar's path
-    position = state[S_QTY]
-    if position != 0.0:
-        long = position > 0.0
-        stop = state[S_STOP]
-        if not np.isnan(state[S_TRAIL]):
-            trail = state[S_BEST] - state[S_TRAIL] if long else state[S_BEST] + state[S_TRAIL]
-            if np.isnan(stop) or (long and trail > stop) or (not long and trail < stop):
-                stop = trail
-                reason = REASON_TRAIL
-            else:
-                reason = REASON_STOP
-        else:
-            reason = REASON_STOP
-        collateral = state[S_MARGIN] if config[C_ISOLATED] > 0.0 else state[S_CASH]
-        liq = liquidation_price(position, state[S_ENTRY], collateral, cs, config[C_MMR])
-        hit_stop = not np.isnan(stop) and ((long and lo <= stop) or (not long and h >= stop))
-        stop_first = hit_stop and ((long and stop >= liq) or (not long and stop <= liq))
-        if stop_first:
-            level = min(o, stop) if long else max(o, stop)
-            slip = _slippage_fraction(
-                config, position, level, signals[SIG_VOL], signals[SIG_AVG_VOLUME],
-                state[S_PREV_HIGH] - state[S_PREV_LOW],
-            )  # fmt: skip
-            price = level * (1.0 - np.sign(position) * slip)
-            _fill(
-                state,
-                config,
-                fills,
-                bar,
-                -position,
-                price,
-                config[C_TAKER_BPS],
-                abs(position) * cs * abs(price - level),
-                reason,
-            )
-            state[S_PENDING] = 0.0
-        elif (long and lo <= liq) or (not long and h >= liq):
-            price = min(o, liq) if long else max(o, liq)
-            # The liquidation fee takes what is left of the margin at the liquidation price.
-            # It is the liquidation fill's fee, so the trade's PnL and the fill list carry it.
-            left = collateral + unrealized_pnl(position, state[S_ENTRY], price, cs)
-            size = abs(position) * cs * price
-            charge = min(config[C_LIQ_FEE] * size, max(left, 0.0))
-            _fill(
-                state, config, fills, bar, -position, price, charge / size * 1e4, 0.0,
-                REASON_LIQUIDATION,
-            )  # fmt: skip
-            state[S_LIQUIDATIONS] += 1.0
-            state[S_PENDING] = 0.0
-        elif not np.isnan(state[S_TAKE]) and (
-            (long and h >= state[S_TAKE]) or (not long and lo <= state[S_TAKE])
-        ):
-            price = max(o, state[S_TAKE]) if long else min(o, state[S_TAKE])
-            _fill(
-                state, config, fills, bar, -position, price, config[C_MAKER_BPS], 0.0, REASON_TAKE
-            )
-            state[S_PENDING] = 0.0
+    _protect(state, config, bar, o, h, lo, signals, row, fills)
     if state[S_QTY] != 0.0:
         state[S_BARS_IN] += 1.0
         state[S_BEST] = max(state[S_BEST], h) if state[S_QTY] > 0.0 else min(state[S_BEST], lo)
@@ -351,14 +500,38 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
     state[S_PREV_HIGH] = h
     state[S_PREV_LOW] = lo
     # 5. the decision at this close
+    _decide(state, config, bar, ts, c, equity, signals, row, fills, risk_counts)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, pre-trade risk
+    state: np.ndarray,
+    config: np.ndarray,
+    bar: int,
+    ts: int,
+    c: float,
+    equity: float,
+    signals: np.ndarray,
+    row: int,
+    fills: np.ndarray,
+    risk_counts: np.ndarray,
+) -> None:
+    """Step 5: the target position at this close, and the order that moves toward it.
+
+    Rules act on the position being worked toward (what is held plus the working order), so a
+    partly filled entry keeps working instead of being decided again from scratch.
+    """
     mode = max(state[S_MODE], state[S_DAY_MODE])
     position = state[S_QTY]
-    target_side = np.sign(position)
+    working = state[S_TARGET]
+    target_side = np.sign(working)
     reason = REASON_SIGNAL
-    entry_long = signals[SIG_ENTRY_LONG] == 1.0
-    entry_short = signals[SIG_ENTRY_SHORT] == 1.0
-    if (position > 0.0 and (signals[SIG_EXIT_LONG] == 1.0 or (entry_short and not entry_long))) or (
-        position < 0.0 and (signals[SIG_EXIT_SHORT] == 1.0 or (entry_long and not entry_short))
+    entry_long = signals[row, SIG_ENTRY_LONG] == 1.0
+    entry_short = signals[row, SIG_ENTRY_SHORT] == 1.0
+    exit_long = signals[row, SIG_EXIT_LONG] == 1.0
+    exit_short = signals[row, SIG_EXIT_SHORT] == 1.0
+    if (working > 0.0 and (exit_long or (entry_short and not entry_long))) or (
+        working < 0.0 and (exit_short or (entry_long and not entry_short))
     ):
         target_side = 0.0
     if target_side == 0.0:
@@ -366,67 +539,88 @@ def step(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the engine's one s
             target_side = 1.0
         elif entry_short and not entry_long:
             target_side = -1.0
-        if target_side == np.sign(position) and position != 0.0:
+        if target_side == np.sign(working) and working != 0.0:
             target_side = 0.0  # the exit fired: no re-entry on the same bar
     if position != 0.0 and config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]:
         target_side = 0.0
         reason = REASON_TIME
-    if signals[SIG_REGIME] != 1.0:  # the regime gate is shut (or unknown)
+    if signals[row, SIG_REGIME] != 1.0:  # the regime gate is shut (or unknown)
         if config[C_REGIME_FLATTEN] > 0.0:
             if position != 0.0:
                 reason = REASON_REGIME
             target_side = 0.0
-        elif target_side != 0.0 and target_side != np.sign(position):
+        elif target_side != 0.0 and target_side != np.sign(working):
             target_side = 0.0  # no new entries; exits still happen
     if mode >= ACT_FLATTEN:
         target_side = 0.0
         reason = REASON_RISK
-    target = position
+    target = working
     if target_side == 0.0:
         target = 0.0
-    elif target_side != np.sign(position):
-        target = target_side * _size(state, config, signals, c, equity, risk_counts)
-    order = target - state[S_QTY]
+    elif target_side != np.sign(working):
+        target = target_side * _size(state, config, signals, row, c, equity, risk_counts)
+    order = target - position
     if order != 0.0:
-        reducing = abs(target) < abs(state[S_QTY]) and np.sign(target) != -np.sign(state[S_QTY])
-        reducing = reducing or target == 0.0
+        reducing = target == 0.0 or (
+            abs(target) < abs(position) and np.sign(target) == np.sign(position)
+        )
         # (Under ACT_FLATTEN the target is flat, so the order reduces and passes.)
         if mode == ACT_HALT:
             risk_counts[DENY_HALTED] += 1
             order = 0.0
         elif mode == ACT_REDUCE_ONLY and not reducing:
             risk_counts[DENY_REDUCE_ONLY] += 1
-            order = -state[S_QTY] if target_side != np.sign(state[S_QTY]) else 0.0
+            order = -position if target_side != np.sign(position) else 0.0
         elif not reducing and ts < state[S_COOLDOWN_UNTIL]:
             risk_counts[DENY_COOLDOWN] += 1
-            order = -state[S_QTY]
-    if mode >= ACT_FLATTEN and state[S_QTY] == 0.0:
+            order = -position
+    if mode >= ACT_FLATTEN and position == 0.0:
         state[S_MODE] = ACT_HALT if state[S_MODE] >= ACT_FLATTEN else state[S_MODE]
         state[S_DAY_MODE] = ACT_HALT if state[S_DAY_MODE] >= ACT_FLATTEN else state[S_DAY_MODE]
-    state[S_PENDING] = order
-    state[S_PENDING_REASON] = reason if order != 0.0 else 0.0
     after = position + order  # what the order leaves once filled (risk may have cut it)
-    opening = after != 0.0 and np.sign(after) != np.sign(position)
-    if opening:
+    if order == 0.0:
+        _cancel(state)
+        return
+    if order == state[S_PENDING] and after == working:
+        return  # the same order keeps working (a resting limit keeps its price and age)
+    limit = config[C_EXEC_STYLE] == EXEC_POST_ONLY and reason == REASON_SIGNAL
+    reduce_only = after == 0.0 or (
+        abs(after) < abs(position) and np.sign(after) == np.sign(position)
+    )
+    state[S_PENDING] = order
+    state[S_PENDING_REASON] = reason
+    state[S_TARGET] = after
+    state[S_REDUCE_ONLY] = 1.0 if reduce_only else 0.0
+    state[S_ORDER_TYPE] = ORDER_LIMIT if limit else ORDER_MARKET
+    state[S_LIMIT_AGE] = 0.0
+    if limit:
+        # Behind the close by the offset, on the tick grid, on the passive side.
+        offset = config[C_LIMIT_OFFSET_BPS] * 1e-4
+        tick = config[C_TICK] if config[C_TICK] > 0.0 else 1e-12
+        if order > 0.0:
+            state[S_LIMIT_PRICE] = np.floor(c * (1.0 - offset) / tick) * tick
+        else:
+            state[S_LIMIT_PRICE] = np.ceil(c * (1.0 + offset) / tick) * tick
+    if after != 0.0 and np.sign(after) != np.sign(position):
         # Levels of the new position, measured from this close (where the signal fired).
-        stop_distance = signals[SIG_STOP_LOSS]
-        take_distance = signals[SIG_TAKE_PROFIT]
-        trail_distance = signals[SIG_TRAILING]
+        stop_distance = signals[row, SIG_STOP_LOSS]
+        take_distance = signals[row, SIG_TAKE_PROFIT]
+        trail_distance = signals[row, SIG_TRAILING]
         side = np.sign(after)
         state[S_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
         state[S_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
         state[S_TRAIL] = trail_distance if trail_distance > 0.0 else np.nan
-    if order != 0.0 and config[C_FILL_AT_CLOSE] > 0.0:
+    if config[C_FILL_AT_CLOSE] > 0.0:
         _fill(state, config, fills, bar, order, c, config[C_TAKER_BPS], 0.0, reason)
-        state[S_PENDING] = 0.0
-        state[S_PENDING_REASON] = 0.0
+        _cancel(state)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _size(
+def _size(  # noqa: C901 - one branch per sizing method and cap
     state: np.ndarray,
     config: np.ndarray,
     signals: np.ndarray,
+    row: int,
     price: float,
     equity: float,
     risk_counts: np.ndarray,
@@ -442,11 +636,11 @@ def _size(
     elif method == SIZE_FIXED_NOTIONAL:
         wanted = config[C_SIZE_A]
     elif method == SIZE_VOL_TARGET:
-        vol = signals[SIG_VOL] * np.sqrt(config[C_PERIODS_PER_YEAR])
+        vol = signals[row, SIG_VOL] * np.sqrt(config[C_PERIODS_PER_YEAR])
         wanted = config[C_SIZE_A] / vol * equity if vol > 0.0 else 0.0
         wanted = min(wanted, config[C_SIZE_B] * equity)
     else:
-        distance = signals[SIG_STOP_LOSS]
+        distance = signals[row, SIG_STOP_LOSS]
         if not distance > 0.0:
             risk_counts[DENY_NO_STOP] += 1
             return 0.0
@@ -458,6 +652,10 @@ def _size(
     if wanted > config[C_MAX_LEVERAGE] * equity:
         risk_counts[CLIP_LEVERAGE] += 1
         wanted = config[C_MAX_LEVERAGE] * equity
+    tier_cap = tier_notional_cap(config, price, equity)
+    if wanted > tier_cap:
+        risk_counts[CLIP_TIER] += 1
+        wanted = tier_cap
     order_room = config[C_MAX_ORDER_NOTIONAL] + abs(state[S_QTY]) * cs * price
     if wanted > order_room:
         risk_counts[CLIP_ORDER_NOTIONAL] += 1
@@ -487,14 +685,14 @@ def run(  # noqa: PLR0913, PLR0917 - arrays of one history
     equity: np.ndarray,
     position: np.ndarray,
 ) -> None:
-    """The backtest: `step` over every bar; per-bar equity and position into the outputs."""
-    row = np.empty(SIGNAL_ROWS)
+    """The backtest: `step` over every bar; per-bar equity and position into the outputs.
+
+    `signals` is (bars, SIGNAL_ROWS), one contiguous row per bar.
+    """
     for t in range(ts.shape[0]):
-        for k in range(SIGNAL_ROWS):
-            row[k] = signals[k, t]
         step(
             state, config, t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t], funding[t],
-            row, fills, risk_counts,
+            signals, t, fills, risk_counts,
         )  # fmt: skip
         equity[t] = state[S_EQUITY]
         position[t] = state[S_QTY]

@@ -3,8 +3,9 @@
 The reference is slow and obvious on purpose: per bar, funding at the open on the position
 held, the previous close's market order at the open with fixed slippage and the taker fee,
 the stop-loss on the bar's adverse extreme (filled at the stop or at a gapping open), cross-
-margin liquidation at the liquidation price with its fee, mark to market at the close, then
-the decision from the rules with fixed-fraction sizing in whole contracts.
+margin liquidation at the liquidation price with its fee (maintenance margin by size tier),
+mark to market at the close, the drawdown halt, then the decision from the rules with
+fixed-fraction sizing in whole contracts capped by the risk-limit tiers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CS = 0.001  # BTC_USDT_PERP contract size
-MMR = 0.006
+# BTC_USDT_PERP risk-limit tiers (largest |position| in contracts, maintenance rate, largest
+# leverage): tier 1 recorded, the rest the assumed ladder of polytrade.core.instruments. The whole
+# position pays its tier's rate and may use at most its tier's leverage.
+TIERS = (
+    (250, 0.006, 75),
+    (1_000, 0.01, 50),
+    (5_000, 0.02, 25),
+    (20_000, 0.05, 10),
+    (math.inf, 0.1, 5),
+)
 LIQ_FEE = 0.006
 TAKER_BPS = 5.0
 SLIP_BPS = 3.0
@@ -110,6 +120,7 @@ def reference(  # noqa: C901, PLR0915 - the rules, written out
     pending = 0.0
     equity_curve, fills = [], []
     liquidations = 0
+    peak, halted = cash, False
 
     def fill(t: int, qty: float, price: float, fee_bps: float) -> None:
         nonlocal cash, pos, entry
@@ -141,7 +152,8 @@ def reference(  # noqa: C901, PLR0915 - the rules, written out
             pending = 0.0
         if pos != 0:
             long = pos > 0
-            mm = MMR * abs(pos) * CS * entry
+            mmr = next(rate for largest, rate, _ in TIERS if abs(pos) <= largest)
+            mm = mmr * abs(pos) * CS * entry
             liq = entry - (cash - mm) / (pos * CS)
             liq = max(liq, 0.0) if long else (liq if liq > 0 else math.inf)
             hit = not math.isnan(stop) and (lo <= stop if long else h >= stop)
@@ -160,6 +172,10 @@ def reference(  # noqa: C901, PLR0915 - the rules, written out
                 stop = math.nan
         equity = cash + (pos * CS * (c - entry) if pos != 0 else 0.0)
         equity_curve.append(equity)
+        peak = max(peak, equity)
+        halted = halted or equity <= peak * (1 - 0.99)  # the budget's drawdown halt
+        if halted:
+            continue
         el, xl = out["entry_long"][t] == 1.0, out["exit_long"][t] == 1.0
         es, xs = out["entry_short"][t] == 1.0, out["exit_short"][t] == 1.0
         side = (pos > 0) - (pos < 0)
@@ -174,6 +190,8 @@ def reference(  # noqa: C901, PLR0915 - the rules, written out
         target = 0.0
         if target_side != 0 and equity > 0 and c > 0:
             wanted = min(fraction * equity, 100 * equity)
+            # The largest notional any tier allows: its size limit or its leverage on equity.
+            wanted = min(wanted, max(min(n * CS * c, lev * equity) for n, _, lev in TIERS))
             qty = math.floor(wanted / (CS * c))
             target = target_side * qty if qty >= 1 else 0.0
         pending = target - pos
