@@ -8,13 +8,13 @@ from typing import NoReturn
 
 import typer
 
-from polytrade.cli import new, operators, run_profile, schema, signals, validate
+from polytrade.cli import data, new, operators, run_profile, schema, signals, validate
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode, PolytradeError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok · 1 unexpected error · 2 usage · 3 invalid spec · "
-    "4 data or exchange unavailable · 5 risk halt · 130 interrupted."
+    "4 data or exchange unavailable · 5 risk halt · 6 invalid data · 130 interrupted."
 )
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.command(name="run", epilog=EXIT_CODES_HELP)(run_profile.run)
 app.command(name="operators")(operators.operators)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")
+app.add_typer(data.app, name="data", help="The market-data catalog: import files, list them.")
 
 
 def package_version() -> str:

@@ -20,8 +20,10 @@ from polytrade.spec.models import ProfileDocument
 if TYPE_CHECKING:
     import numpy as np
 
+    from polytrade.data.catalog import Catalog
     from polytrade.engine.backtest import BacktestResult
     from polytrade.spec.loader import LoadedSpec
+    from polytrade.spec.models.profile import CatalogData
 
 Bars = dict[str, "np.ndarray"]
 
@@ -84,6 +86,7 @@ def backtest_profile(
         assert isinstance(strategy, StrategyDocument)  # noqa: S101 - the loader resolved it
         strategies.append((strategy, allocation))
     base, label = _market(loaded, data, funding, strategies)
+    depth = depth_curve(loaded)
     sleeves = []
     for strategy, allocation in strategies:
         plan = compile_strategy(strategy)
@@ -101,11 +104,25 @@ def backtest_profile(
                 allocation=allocation.allocation,
                 params=params,
                 margin_mode=spec.venue.margin_mode,
+                depth=depth,
             )
         except ParamError as exc:
             raise UsageError(f"{strategy.metadata.name}: {exc}") from exc
         sleeves.append(sleeve)
     return combine(sleeves, label)
+
+
+def depth_curve(loaded: LoadedSpec) -> np.ndarray | None:
+    """The profile's calibrated order-book curve when its slippage model is `depth`."""
+    from polytrade.data.depth import calibrate_depth  # noqa: PLC0415
+    from polytrade.spec.models.profile import DepthSlippage  # noqa: PLC0415
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    slippage = document.spec.execution.slippage
+    if not isinstance(slippage, DepthSlippage):
+        return None
+    return calibrate_depth((loaded.path.parent / slippage.snapshots).resolve()).as_config()
 
 
 def _market(
@@ -121,7 +138,11 @@ def _market(
         read_bars,
         read_funding,
     )
-    from polytrade.spec.models.profile import FileData, SyntheticData  # noqa: PLC0415
+    from polytrade.spec.models.profile import (  # noqa: PLC0415
+        CatalogData,
+        FileData,
+        SyntheticData,
+    )
 
     document = loaded.document
     assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
@@ -149,17 +170,77 @@ def _market(
         settlements = market.funding["ts"].dt.epoch("ms").to_numpy().astype(np.int64)
         rates = market.funding["rate"].to_numpy().astype(np.float64)
         label = market.label
+    elif isinstance(source, CatalogData):
+        bars, settlements, rates, label = _catalog_market(loaded, source, strategies)
     else:
         raise UsageError(
-            f"{loaded.path}: data source {getattr(source, 'source', None)} is not available yet "
-            "for backtests; "
-            "use source: synthetic, source: file, or --data BARS"
+            f"{loaded.path}: data source {getattr(source, 'source', None)} streams live market "
+            "data (paper and live); backtests use source: catalog, synthetic or file, or --data"
         )
     if settlements is not None and rates is not None:
         bars = attach_funding(bars, settlements, rates)
         bars["_settlements"] = settlements
         bars["_rates"] = rates
     return bars, label
+
+
+def _catalog_market(
+    loaded: LoadedSpec, source: CatalogData, strategies: list[Any]
+) -> tuple[Bars, np.ndarray | None, np.ndarray | None, str]:
+    """Bars at the finest strategy timeframe, funding and mark prices from the data catalog."""
+    from polytrade.core.timeframes import timeframe_seconds  # noqa: PLC0415
+    from polytrade.data.catalog import Catalog  # noqa: PLC0415
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    catalog = (
+        Catalog((loaded.path.parent / source.catalog_dir).resolve())
+        if source.catalog_dir
+        else Catalog.default()
+    )
+    symbols = {s.spec.instruments[0] for s, _ in strategies}
+    if len(symbols) != 1:
+        raise UsageError(
+            f"{loaded.path}: the strategies trade {', '.join(sorted(symbols))}; a backtest on "
+            "the catalog runs one instrument (split the profile per instrument)"
+        )
+    symbol = symbols.pop()
+    venue = source.venue or _catalog_venue(catalog, symbol, loaded.path)
+    timeframe = min((s.spec.timeframe for s, _ in strategies), key=timeframe_seconds)
+    bars = catalog.bars(venue, symbol, timeframe, source.start, source.end)
+    settlements: np.ndarray | None = None
+    rates: np.ndarray | None = None
+    if document.spec.execution.funding.source != "none":
+        settlements, rates = catalog.funding(venue, symbol, source.start, source.end)
+    mark = catalog.mark(venue, symbol, timeframe, source.start, source.end)
+    if mark is not None:
+        import numpy as np  # noqa: PLC0415
+
+        index = np.searchsorted(mark["ts"], bars["ts"])
+        found = (index < mark["ts"].shape[0]) & (
+            mark["ts"][np.clip(index, 0, mark["ts"].shape[0] - 1)] == bars["ts"]
+        )
+        marks = np.full(bars["ts"].shape[0], np.nan)
+        marks[found] = mark["close"][index[found]]
+        bars["mark_price"] = marks
+    return bars, settlements, rates, f"catalog {venue} {symbol} {timeframe}"
+
+
+def _catalog_venue(catalog: Catalog, symbol: str, where: Path) -> str:
+    venues = sorted({e.venue for e in catalog.entries() if e.instrument == symbol})
+    if not venues:
+        raise UsageError(
+            f"{where}: the catalog at {catalog.root} holds no {symbol}; fill it with "
+            "`polytrade data import FILE` (or download it from the venue)"
+        )
+    if "poloniex" in venues:
+        return "poloniex"
+    if len(venues) > 1:
+        raise UsageError(
+            f"{where}: the catalog holds {symbol} from {', '.join(venues)}; name one with "
+            "data.venue"
+        )
+    return venues[0]
 
 
 def _with_settlements(bars: Bars, base: Bars) -> Bars:

@@ -21,8 +21,9 @@ Bars = dict[str, np.ndarray]
 """Columns by name: `ts` as int64 ms (bar open), fields as float64."""
 
 WEEK_MS: Final = 604_800_000
-WEEK_OFFSET_MS: Final = 4 * 86_400_000
-"""Weekly bars start on Monday: 1970-01-01 was a Thursday."""
+WEEK_OFFSET_MS: Final = 3 * 86_400_000
+"""Weekly bars open on Monday 00:00 UTC: 1970-01-01 was a Thursday, so adding 3 days to a time
+puts every Monday 00:00 on a whole multiple of a week."""
 
 REQUIRED: Final = ("open", "high", "low", "close", "volume")
 OPTIONAL: Final = ("funding_rate", "mark_price", "index_price")

@@ -86,7 +86,7 @@ class BacktestResult:
         return sum(len(s.trades) for s in self.sleeves)
 
 
-def engine_config(  # noqa: C901, PLR0912, PLR0915 - one slot per line, one branch per choice
+def engine_config(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one slot per line and choice
     strategy: StrategyDocument,
     risk: RiskBudgetDocument,
     execution: ExecutionModel,
@@ -95,8 +95,13 @@ def engine_config(  # noqa: C901, PLR0912, PLR0915 - one slot per line, one bran
     params: Mapping[str, float],
     margin_mode: str,
     spec: Instrument,
+    depth: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The kernel's configuration vector for one sleeve."""
+    """The kernel's configuration vector for one sleeve.
+
+    `depth`: the order-book curve (`polytrade.data.depth.DepthCurve.as_config()`) when the
+    slippage model is `depth`; it is appended at `kernel.C_DEPTH`.
+    """
     c = np.zeros(k.CONFIG_SIZE)
     budget = risk.spec
     bar_ms = timeframe_seconds(strategy.spec.timeframe) * 1000
@@ -124,9 +129,12 @@ def engine_config(  # noqa: C901, PLR0912, PLR0915 - one slot per line, one bran
     elif slippage.model == "sqrt_impact":
         c[k.C_SLIP_MODEL], c[k.C_SLIP_A] = k.SLIP_SQRT, slippage.coefficient
     elif slippage.model == "depth":
-        raise UsageError(
-            "the depth slippage model is not built yet; use fixed, volatility or sqrt_impact"
-        )
+        if depth is None:
+            raise UsageError(
+                "the depth slippage model needs its calibrated curve (the snapshots file)"
+            )
+        c[k.C_SLIP_MODEL] = k.SLIP_DEPTH
+        c = np.concatenate([c, depth])
     c[k.C_LATENCY_FRACTION] = min(execution.latency_ms / bar_ms, 1.0)
     c[k.C_PARTICIPATION] = execution.fills.participation
     c[k.C_FILL_AT_CLOSE] = 1.0 if execution.fills.market_price == "close" else 0.0
@@ -244,6 +252,7 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
     allocation: float = 1.0,
     params: Mapping[str, Any] | None = None,
     margin_mode: str = "cross",
+    depth: np.ndarray | None = None,
 ) -> Sleeve:
     """Backtest one strategy on bars of its timeframe (with `funding` and `mark` if known)."""
     overrides = dict(params or {})
@@ -257,6 +266,7 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         params=vector,
         margin_mode=margin_mode,
         spec=spec,
+        depth=depth,
     )
     lookback = _lookback(strategy, execution)
     signals = signal_rows(plan, bars, overrides, lookback)

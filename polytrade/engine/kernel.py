@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from polytrade.data.depth import walk_bps
 from polytrade.engine.accounting import (
     fee,
     funding_payment,
@@ -162,6 +163,9 @@ def _slippage_fraction(
         if np.isnan(vol) or np.isnan(avg_volume) or avg_volume <= 0.0:
             return 0.0
         return config[C_SLIP_A] * vol * np.sqrt(base / avg_volume)  # type: ignore[no-any-return]
+    if model == SLIP_DEPTH:
+        # The walk measures from the mid: half the spread is in it (a bar's price is a trade).
+        return walk_bps(config, C_DEPTH, abs(qty) * config[C_CONTRACT_SIZE], qty > 0.0) * 1e-4
     return 0.0
 
 

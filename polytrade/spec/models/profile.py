@@ -73,6 +73,11 @@ class CatalogData(SpecModel):
         description="Catalog folder, relative to this file; omit for the working folder's "
         "data/catalog (or $POLYTRADE_CATALOG).",
     )
+    venue: Identifier | None = Field(
+        None,
+        description="Catalog venue the history comes from (e.g. poloniex, binance); omit to use "
+        "the one venue that holds the instrument (poloniex when several do).",
+    )
     start: Date = Field(description="First day (inclusive, UTC).")
     end: Date | None = Field(None, description="Last day (exclusive, UTC); omit for all data.")
 

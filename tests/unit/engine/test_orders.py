@@ -224,3 +224,14 @@ def test_risk_limit_tier_caps_leverage_and_sets_the_maintenance_rate() -> None:
     fills, _, counts, _ = run(cfg, [FLAT, FLAT], SIG_ENTRY_LONG=[1.0, 1.0])
     assert fills[0, 1] == 6_250.0  # 250,000 / 40
     assert counts["clipped_risk_limit_tier"] == 1
+
+
+def test_depth_slippage_walks_the_calibrated_book() -> None:
+    # A flat curve vector: 2 grid sizes (1 and 4 BTC), buy costs 1 and 3 bps, sell 2 and 6 bps.
+    # A 100-contract buy is 0.1 BTC, below the first grid size: it pays the first value, 1 bp,
+    # so it fills at 40,000 x (1 + 1e-4) = 40,004.
+    curve = np.array([2.0, 1.0, 4.0, 1.0, 3.0, 2.0, 6.0])
+    cfg = np.concatenate([config(C_SLIP_MODEL=k.SLIP_DEPTH), curve])
+    fills, _, _, _ = run(cfg, [FLAT, FLAT], SIG_ENTRY_LONG=[1.0, 1.0])
+    assert fills[0, 2] == pytest.approx(40_004.0, rel=1e-12)
+    assert fills[0, 4] == pytest.approx(100 * CS * 4.0, rel=1e-9)  # slippage cost, USDT

@@ -44,3 +44,50 @@ def test_the_same_profile_on_a_real_bars_file(repo: Path, shared_data: Path, cap
 def test_a_strategy_is_not_a_profile(repo: Path, capsys) -> None:
     assert run(["run", str(repo / "strategies" / "trend_htf.yaml")]) == 2
     assert "not a Profile" in capsys.readouterr().err
+
+
+def test_a_profile_on_the_data_catalog(
+    repo: Path, shared_data: Path, tmp_path: Path, capsys
+) -> None:
+    # Real BTC 5m bars and funding imported into a fresh catalog, then a profile reading it.
+    catalog = tmp_path / "catalog"
+    binance = shared_data / "binance"
+    files = [binance / "BTC_USDT_PERP-5m.parquet", binance / "BTC_USDT_PERP-funding.parquet"]
+    assert run(["data", "import", *map(str, files), "--catalog", str(catalog)]) == 0
+    text = (repo / "profiles" / "backtest.yaml").read_text(encoding="utf-8")
+    text = text.replace("../strategies/", f"{repo}/strategies/")
+    text = text.replace("risk/default.yaml", f"{repo}/profiles/risk/default.yaml")
+    start = text.index("  data:")
+    end = text.index("  execution:")
+    text = (
+        text[:start]
+        + f"  data: {{source: catalog, catalog_dir: {catalog}, start: 2023-01-01}}\n"
+        + text[end:]
+    )
+    profile = tmp_path / "catalog.yaml"
+    profile.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert run(["run", str(profile), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["data"] == "catalog binance BTC_USDT_PERP 15m"  # the finest timeframe
+    assert document["costs"]["funding"] != 0.0
+    assert document["trades"] > 0
+
+
+def test_a_catalog_without_the_instrument_says_how_to_fill_it(
+    repo: Path, tmp_path: Path, capsys
+) -> None:
+    text = (repo / "profiles" / "backtest.yaml").read_text(encoding="utf-8")
+    text = text.replace("../strategies/", f"{repo}/strategies/")
+    text = text.replace("risk/default.yaml", f"{repo}/profiles/risk/default.yaml")
+    start, end = text.index("  data:"), text.index("  execution:")
+    empty = tmp_path / "empty"
+    text = (
+        text[:start]
+        + f"  data: {{source: catalog, catalog_dir: {empty}, start: 2023-01-01}}\n"
+        + text[end:]
+    )
+    profile = tmp_path / "catalog.yaml"
+    profile.write_text(text, encoding="utf-8")
+    assert run(["run", str(profile)]) == 2
+    assert "polytrade data import" in capsys.readouterr().err
