@@ -146,7 +146,7 @@ def new_state(config: np.ndarray) -> np.ndarray:
     return state
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _slippage_fraction(
     config: np.ndarray, qty: float, price: float, vol: float, avg_volume: float, prev_range: float
 ) -> float:
@@ -169,7 +169,7 @@ def _slippage_fraction(
     return 0.0
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of these
     state: np.ndarray,
     config: np.ndarray,
@@ -268,7 +268,7 @@ def tier_notional_cap(config: np.ndarray, price: float, equity: float) -> float:
     return best
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _participation_cap(config: np.ndarray, qty: float, volume: float) -> float:
     """`qty` cut to the participation rate of the bar's volume, in whole lots."""
     if config[C_PARTICIPATION] <= 0.0:
@@ -279,7 +279,7 @@ def _participation_cap(config: np.ndarray, qty: float, volume: float) -> float:
     return np.sign(qty) * np.floor(cap / config[C_LOT]) * config[C_LOT]  # type: ignore[no-any-return]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _cancel(state: np.ndarray) -> None:
     """Drop the working order: the target becomes what is held."""
     state[S_PENDING] = 0.0
@@ -288,7 +288,7 @@ def _cancel(state: np.ndarray) -> None:
     state[S_ORDER_TYPE] = ORDER_MARKET
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's side of a bar
     state: np.ndarray,
     config: np.ndarray,
@@ -376,7 +376,7 @@ def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's
         state[S_PENDING_REASON] = 0.0
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective levels
     state: np.ndarray,
     config: np.ndarray,
@@ -473,11 +473,12 @@ def step(  # noqa: PLR0913, PLR0917 - the engine's one step
         state[S_CASH] += paid
         state[S_FUNDING] -= paid
         state[S_TRADE_PNL] += paid
-    # 2. the working order meets the bar
-    if config[C_FILL_AT_CLOSE] == 0.0:
+    # 2. the working order meets the bar (the checks here keep quiet bars cheap)
+    if config[C_FILL_AT_CLOSE] == 0.0 and state[S_PENDING] != 0.0:
         _work_order(state, config, bar, o, h, lo, c, volume, signals, row, fills, risk_counts)
     # 3. protective levels on the bar's path
-    _protect(state, config, bar, o, h, lo, signals, row, fills)
+    if state[S_QTY] != 0.0:
+        _protect(state, config, bar, o, h, lo, signals, row, fills)
     if state[S_QTY] != 0.0:
         state[S_BARS_IN] += 1.0
         state[S_BEST] = max(state[S_BEST], h) if state[S_QTY] > 0.0 else min(state[S_BEST], lo)
@@ -507,7 +508,7 @@ def step(  # noqa: PLR0913, PLR0917 - the engine's one step
     _decide(state, config, bar, ts, c, equity, signals, row, fills, risk_counts)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, pre-trade risk
     state: np.ndarray,
     config: np.ndarray,
@@ -619,7 +620,7 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
         _cancel(state)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _size(  # noqa: C901 - one branch per sizing method and cap
     state: np.ndarray,
     config: np.ndarray,
