@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from polytrade.cli import data, new, operators, run_profile, schema, signals, validate
+from polytrade.cli import data, new, operators, run_profile, runs, schema, signals, validate
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode, PolytradeError
 
@@ -33,6 +33,7 @@ app.command(name="operators")(operators.operators)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")
 app.add_typer(data.app, name="data", help="The market-data catalog: import files, list them.")
+app.add_typer(runs.app, name="runs", help="Stored runs: list them, show one.")
 
 
 def package_version() -> str:

@@ -6,6 +6,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 Bars = dict[str, "np.ndarray"]
 
 
-def run(
+def run(  # noqa: PLR0917 - a command's options
     profile: Path = typer.Argument(..., help="Profile spec (YAML).", show_default=False),
     data: Path | None = typer.Option(
         None, "--data", help="Bars file (parquet or CSV: ts, open, high, low, close, volume)."
@@ -42,8 +44,24 @@ def run(
     param: list[str] = typer.Option(
         [], "--param", help="Override a param of every strategy: name=value (repeatable)."
     ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Where to write the HTML report [default: reports/<profile>-<run id>.html].",
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Write no HTML report."),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        help="Store URL for the run (overrides the profile's store; default sqlite:///polytrade.db).",
+    ),
+    no_store: bool = typer.Option(False, "--no-store", help="Keep no record of the run."),
 ) -> None:
-    """Run a profile. Backtest profiles run offline on the data they name (or --data)."""
+    """Run a profile. Backtest profiles run offline on the data they name (or --data).
+
+    The run is stored (spec hash, data fingerprint, code version, seed: enough to reproduce
+    it) and an HTML report is written beside it; `--json` prints one document on stdout.
+    """
     loaded = spec_loader().load(profile)
     if not isinstance(loaded.document, ProfileDocument):
         raise UsageError(f"{profile} is a {loaded.kind}, not a Profile")
@@ -53,12 +71,126 @@ def run(
             "not built yet; backtest profiles run now"
         )
     started = time.perf_counter()
-    result = backtest_profile(loaded, data=data, funding=funding, overrides=parse_params(param))
-    elapsed = time.perf_counter() - started
+    with _progress(enabled=not as_json) as step:
+        result = backtest_profile(
+            loaded, data=data, funding=funding, overrides=parse_params(param), progress=step
+        )
+        elapsed = time.perf_counter() - started
+        run_id: str | None = None
+        if not no_store:
+            step("storing the run")
+            run_id = _store_run(loaded, result, store, param)
+        written: Path | None = None
+        if not no_report:
+            step("writing the report")
+            written = _write_report(loaded, result, report, run_id)
+    document = summary(result)
+    document["run_id"] = run_id
+    document["report"] = str(written) if written else None
     if as_json:
-        sys.stdout.write(json.dumps(_clean(summary(result)), allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(_clean(document), allow_nan=False) + "\n")
     else:
         _print_summary(result, elapsed)
+        if run_id:
+            stderr.print(f"run [bold]{run_id}[/bold] stored")
+        if written:
+            stderr.print(f"report: {written}")
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current phase on stderr (silent for --json or without a terminal)."""
+    if not enabled or not stderr.is_terminal:
+        yield lambda _phase: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("loading", total=None)
+        yield lambda phase: bar.update(task, description=phase)
+
+
+def _store_run(
+    loaded: LoadedSpec, result: BacktestResult, url: str | None, param: list[str]
+) -> str:
+    """Record the run with what reproduces it; returns its id."""
+    import os  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from polytrade.store.database import open_store  # noqa: PLC0415
+    from polytrade.store.runs import save_backtest  # noqa: PLC0415
+    from polytrade.store.stamps import (  # noqa: PLC0415
+        RunStamps,
+        code_version,
+        data_fingerprint,
+        spec_hash,
+    )
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    if url is None:
+        configured = document.spec.store
+        if configured is not None and configured.url_env:
+            url = os.environ.get(configured.url_env)
+            if not url:
+                raise UsageError(
+                    f"{loaded.path}: store.url_env names {configured.url_env}, which is not set"
+                )
+        elif configured is not None and configured.url:
+            url = configured.url
+        else:
+            url = os.environ.get("POLYTRADE_STORE_URL")
+    files = [(str(spec.path), spec.path.read_bytes()) for spec in _specs(loaded)]
+    columns = {f"{s.name}.{n}": np.asarray(c) for s in result.sleeves for n, c in s.bars.items()}
+    source = document.spec.data
+    stamps = RunStamps(
+        spec_hash=spec_hash(files),
+        data_fingerprint=data_fingerprint(columns),
+        code_version=code_version(),
+        seed=getattr(source, "seed", None),
+    )
+    engine = open_store(url)
+    try:
+        return save_backtest(
+            engine,
+            result,
+            profile=document.metadata.name,
+            mode=document.spec.mode,
+            stamps=stamps,
+            params={"overrides": param},
+        )
+    finally:
+        engine.dispose()
+
+
+def _specs(loaded: LoadedSpec) -> list[LoadedSpec]:
+    """The profile and every spec it refers to, each once, in a stable order."""
+    seen: dict[Path, LoadedSpec] = {}
+    stack = [loaded]
+    while stack:
+        spec = stack.pop(0)
+        if spec.path not in seen:
+            seen[spec.path] = spec
+            stack.extend(spec.references[key] for key in sorted(spec.references))
+    return list(seen.values())
+
+
+def _write_report(
+    loaded: LoadedSpec, result: BacktestResult, path: Path | None, run_id: str | None
+) -> Path:
+    from polytrade.report.backtest import write_backtest_report  # noqa: PLC0415
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    name = document.metadata.name
+    if path is None:
+        suffix = run_id[:8] if run_id else time.strftime("%Y%m%d-%H%M%S")
+        path = Path("reports") / f"{name}-{suffix}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamps = {"run": run_id, "profile": str(loaded.path)}
+    return write_backtest_report(result, path, title=f"Backtest — {name}", stamps=stamps)
 
 
 def backtest_profile(
@@ -67,8 +199,13 @@ def backtest_profile(
     data: Path | None = None,
     funding: Path | None = None,
     overrides: dict[str, object] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
-    """Every strategy of a backtest profile on its data, combined."""
+    """Every strategy of a backtest profile on its data, combined.
+
+    `progress` hears each phase (loading data, compiling and running each strategy).
+    """
+    tell = progress or (lambda _phase: None)
     # numba and polars take a second to import: only commands that compute load them.
     from polytrade.compile.plan import ParamError, compile_strategy  # noqa: PLC0415
     from polytrade.data.bars import to_timeframe  # noqa: PLC0415
@@ -85,10 +222,12 @@ def backtest_profile(
         strategy = loaded.references[f"spec.strategies[{index}].ref"].document
         assert isinstance(strategy, StrategyDocument)  # noqa: S101 - the loader resolved it
         strategies.append((strategy, allocation))
+    tell("loading market data")
     base, label = _market(loaded, data, funding, strategies)
     depth = depth_curve(loaded)
     sleeves = []
     for strategy, allocation in strategies:
+        tell(f"compiling and running {strategy.metadata.name}")
         plan = compile_strategy(strategy)
         params: dict[str, object] = {**allocation.params}
         params.update({n: v for n, v in (overrides or {}).items() if n in plan.param_order})

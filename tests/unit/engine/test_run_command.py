@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from polytrade.cli import run
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 
 @pytest.fixture(autouse=True)
-def _plan_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _plan_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("POLYTRADE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "plan-cache"))
+    monkeypatch.delenv("POLYTRADE_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # the store (polytrade.db) and reports/ land here
 
 
 def test_the_example_profile_runs_on_the_synthetic_market(repo: Path, capsys) -> None:
@@ -29,6 +30,31 @@ def test_the_example_profile_runs_on_the_synthetic_market(repo: Path, capsys) ->
     start = sum(s["allocation"] for s in document["strategies"]) * 10_000
     assert document["final_equity"] == pytest.approx(start * (1 + metrics["total_return"]))
     assert [s["name"] for s in document["strategies"]] == ["trend-htf", "breakout-atr"]
+    # Stored with what reproduces it, and reported in one offline HTML file.
+    report = Path(document["report"])
+    assert report.is_file()
+    assert "synthetic" in report.read_text(encoding="utf-8")
+    assert run(["runs", "show", document["run_id"][:8], "--json"]) == 0
+    stored = json.loads(capsys.readouterr().out)
+    assert stored["final_equity"] == document["final_equity"]
+    assert stored["seed"] == 42
+    assert stored["spec_hash"].startswith("sha256:")
+    assert stored["data_fingerprint"].startswith("sha256:")
+
+
+def test_a_second_run_of_the_same_profile_has_the_same_stamps(repo: Path, capsys) -> None:
+    profile = str(repo / "profiles" / "backtest.yaml")
+    ids = []
+    for _ in range(2):
+        assert run(["run", profile, "--json", "--no-report"]) == 0
+        ids.append(json.loads(capsys.readouterr().out)["run_id"])
+    shown = []
+    for run_id in ids:
+        assert run(["runs", "show", run_id, "--json"]) == 0
+        shown.append(json.loads(capsys.readouterr().out))
+    assert shown[0]["id"] != shown[1]["id"]
+    for key in ("spec_hash", "data_fingerprint", "code_version", "seed", "final_equity"):
+        assert shown[0][key] == shown[1][key]
 
 
 def test_the_same_profile_on_a_real_bars_file(repo: Path, shared_data: Path, capsys) -> None:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; `polytrade.store.database` runs them, no alembic.ini needed."""

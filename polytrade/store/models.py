@@ -1,0 +1,252 @@
+"""The store's tables (sqlmodel), on SQLite and PostgreSQL alike.
+
+Backtest runs are kept as one `run` row with its sleeves, fills and trades as rows, and its
+curves (equity, position) as compressed blobs in `run_series`: a year of 1-minute bars is 525,600
+points, far too many for a row per bar.
+
+Conventions:
+
+- Timestamps of bars, fills and trades are integer milliseconds since the Unix epoch (UTC);
+  `created_at` is a timezone-aware UTC datetime.
+- Money is USDT, quantities are signed contracts (positive long, negative short).
+- JSON columns hold no NaN or infinity (JSON has neither): NaN is stored as `null`, +inf and
+  -inf as the strings `"Infinity"` and `"-Infinity"`. `polytrade.store.runs` restores them.
+- `final_equity` is NULL when it is not a finite number (a run without bars): SQLite cannot
+  store NaN. The other float columns always hold finite numbers.
+- Child tables are keyed by `(run_id, sleeve, seq)` or `(run_id, name)`: the primary key's first
+  column is `run_id`, so it is the index that finds a run's rows; deleting a run deletes them
+  (`ON DELETE CASCADE`; SQLite enforces it because the store turns `foreign_keys` on).
+- `sleeve` is the sleeve's position in the profile (0-based): two sleeves may run the same
+  strategy, so its name is not a key.
+
+Series blobs (see `encode_ts` / `encode_values`): `ts` is the zlib-compressed little-endian
+int64 first value and successive differences (regular bars compress to almost nothing);
+`values` is the zlib-compressed little-endian float64 values.
+
+The Alembic migrations in `polytrade/store/migrations/versions` create exactly these tables; a
+test proves that they agree.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Double, ForeignKey, MetaData
+from sqlalchemy.orm import registry
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint names spelled the same on every database, so migrations can name them."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+"""The store's schema: every table below, and only those."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no zone: UTC is implied)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; store aware ones in UTC."""
+        del dialect
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime was given ({value}); the store keeps UTC only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read back as aware UTC."""
+        del dialect
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StoreTable(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the store's tables: they share `metadata` (and its naming convention)."""
+
+    metadata: ClassVar[MetaData]
+
+
+def _run_fk() -> Any:  # noqa: ANN401 - sqlmodel's Field returns Any
+    return Field(
+        sa_column_args=[ForeignKey("run.id", ondelete="CASCADE")],
+        primary_key=True,
+        max_length=32,
+    )
+
+
+class Run(StoreTable, table=True):
+    """One run: what ran (profile, spec hash, data fingerprint, code version) and its result."""
+
+    __tablename__ = "run"
+
+    id: str = Field(primary_key=True, max_length=32)
+    """uuid4 as 32 lowercase hex digits."""
+    created_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    """When the run was saved (UTC)."""
+    kind: str = Field(max_length=32)
+    """What produced it: `backtest`."""
+    profile: str
+    """The profile's metadata.name."""
+    mode: str = Field(max_length=32)
+    """The profile's mode (backtest, paper, live)."""
+    data_label: str
+    """Where the bars came from (`synthetic seed=42 ...`, `file BTC_USDT_PERP-5m.parquet`)."""
+    spec_hash: str = Field(max_length=80)
+    data_fingerprint: str = Field(max_length=80)
+    code_version: str
+    seed: int | None = Field(default=None, sa_type=BigInteger)
+    """The synthetic market's seed, if any."""
+    params: dict[str, Any] = Field(sa_type=JSON)
+    """Parameter overrides the run was started with."""
+    metrics: dict[str, Any] = Field(sa_type=JSON)
+    """`Metrics.as_dict()` (NaN as null, infinities as strings)."""
+    costs: dict[str, Any] = Field(sa_type=JSON)
+    """Fees, funding, slippage (USDT) and turnover (USDT notional) of the run."""
+    final_equity: float | None = Field(default=None, sa_type=Double)
+    """USDT; NULL when the run had no bars."""
+    trade_count: int
+    bars: int
+    """Bars on the run's clock (the finest timeframe of its sleeves)."""
+    start_ts: int | None = Field(default=None, sa_type=BigInteger)
+    """First bar's open time, ms."""
+    end_ts: int | None = Field(default=None, sa_type=BigInteger)
+    """Last bar's open time, ms."""
+
+
+class RunSleeve(StoreTable, table=True):
+    """One strategy's part of a run."""
+
+    __tablename__ = "run_sleeve"
+
+    run_id: str = _run_fk()
+    sleeve: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    """Position of the sleeve in the profile, 0-based."""
+    name: str
+    """The strategy's metadata.name."""
+    allocation: float = Field(sa_type=Double)
+    """Fraction of the profile's capital."""
+    instrument: str = Field(max_length=64)
+    """Symbol, e.g. BTC_USDT_PERP."""
+    timeframe: str = Field(max_length=16)
+    params: dict[str, Any] = Field(sa_type=JSON)
+    final_equity: float | None = Field(default=None, sa_type=Double)
+    """USDT; NULL when the sleeve had no bars."""
+    liquidations: int
+    costs: dict[str, Any] = Field(sa_type=JSON)
+    risk_denials: dict[str, Any] = Field(sa_type=JSON)
+    """Pre-trade risk denials and clips by reason code (counts)."""
+
+
+class RunFill(StoreTable, table=True):
+    """One fill of a sleeve."""
+
+    __tablename__ = "run_fill"
+
+    run_id: str = _run_fk()
+    sleeve: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    """Order of the fill within its sleeve, 0-based."""
+    bar: int
+    """Index of the bar it filled in, on the sleeve's clock."""
+    ts: int = Field(sa_type=BigInteger)
+    """That bar's open time, ms."""
+    qty: float = Field(sa_type=Double)
+    """Signed contracts (positive buys)."""
+    price: float = Field(sa_type=Double)
+    """USDT per coin."""
+    fee: float = Field(sa_type=Double)
+    """USDT paid (negative: rebate)."""
+    slippage: float = Field(sa_type=Double)
+    """USDT lost to slippage."""
+    reason: str = Field(max_length=32)
+    """Why it filled: signal, stop_loss, take_profit, trailing_stop, liquidation, ..."""
+    realized: float = Field(sa_type=Double)
+    """Realized PnL of the fill before fees, USDT."""
+
+
+class RunTrade(StoreTable, table=True):
+    """One round trip of a sleeve: opened from flat, closed to flat or flipped (or still open)."""
+
+    __tablename__ = "run_trade"
+
+    run_id: str = _run_fk()
+    sleeve: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    side: str = Field(max_length=8)
+    """long or short."""
+    contracts: float = Field(sa_type=Double)
+    """Size when opened, contracts."""
+    entry_ts: int = Field(sa_type=BigInteger)
+    entry_price: float = Field(sa_type=Double)
+    exit_ts: int | None = Field(default=None, sa_type=BigInteger)
+    """NULL while the trade is open."""
+    exit_price: float | None = Field(default=None, sa_type=Double)
+    exit_reason: str = Field(max_length=32)
+    """`open` while the trade is open."""
+    pnl: float = Field(sa_type=Double)
+    """Net of fees, USDT."""
+    fees: float = Field(sa_type=Double)
+    """USDT."""
+
+
+class RunSeries(StoreTable, table=True):
+    """One curve of a run, compressed (see the module docstring for the encoding)."""
+
+    __tablename__ = "run_series"
+
+    run_id: str = _run_fk()
+    name: str = Field(primary_key=True, max_length=128)
+    """`equity` (the profile's), `equity:<sleeve>`, `position:<sleeve>` (sleeve index)."""
+    points: int
+    """Number of points (checked when decoded)."""
+    ts: bytes
+    """Bar open times, ms: zlib(int64 LE of the first value and the differences)."""
+    values: bytes
+    """zlib(float64 LE); equity in USDT, position in signed contracts."""
+
+
+def encode_ts(ts: npt.ArrayLike) -> bytes:
+    """Millisecond timestamps as a blob: zlib of little-endian int64 first value and deltas."""
+    array = np.asarray(ts, dtype=np.int64)
+    deltas = np.diff(array, prepend=np.int64(0)) if array.size else array
+    return zlib.compress(deltas.astype("<i8").tobytes(), 6)
+
+
+def decode_ts(blob: bytes, points: int) -> npt.NDArray[np.int64]:
+    """The timestamps `encode_ts` stored (ms); ValueError when the blob is not `points` long."""
+    deltas = np.frombuffer(zlib.decompress(blob), dtype="<i8")
+    _check_points(deltas.size, points)
+    return np.cumsum(deltas, dtype=np.int64)
+
+
+def encode_values(values: npt.ArrayLike) -> bytes:
+    """Float values as a blob: zlib of little-endian float64 (NaN and infinities kept)."""
+    return zlib.compress(np.asarray(values, dtype="<f8").tobytes(), 6)
+
+
+def decode_values(blob: bytes, points: int) -> npt.NDArray[np.float64]:
+    """The values `encode_values` stored; ValueError when the blob is not `points` long."""
+    values = np.frombuffer(zlib.decompress(blob), dtype="<f8").astype(np.float64)
+    _check_points(values.size, points)
+    return values
+
+
+def _check_points(size: int, points: int) -> None:
+    if size != points:
+        raise ValueError(f"a stored series holds {size} points where {points} were recorded")
