@@ -8,7 +8,17 @@ from typing import NoReturn
 
 import typer
 
-from polytrade.cli import data, new, operators, run_profile, runs, schema, signals, validate
+from polytrade.cli import (
+    backtest,
+    data,
+    new,
+    operators,
+    run_profile,
+    runs,
+    schema,
+    signals,
+    validate,
+)
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode, PolytradeError
 
@@ -29,6 +39,7 @@ app = typer.Typer(
 app.command(name="validate", epilog=EXIT_CODES_HELP)(validate.validate)
 app.command(name="signals", epilog=EXIT_CODES_HELP)(signals.signals)
 app.command(name="run", epilog=EXIT_CODES_HELP)(run_profile.run)
+app.command(name="backtest", epilog=EXIT_CODES_HELP)(backtest.backtest)
 app.command(name="operators")(operators.operators)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")

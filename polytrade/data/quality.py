@@ -60,7 +60,6 @@ MAX_ABS_FUNDING_RATE: Final = 0.05
 """A funding rate of 5% or more per interval is taken as a unit mistake, not a market."""
 
 
-
 SHOWN_ISSUES: Final = 10
 """At most this many problems are spelt out in one error; the rest are counted."""
 

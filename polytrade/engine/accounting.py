@@ -13,8 +13,11 @@ initial and 1% maintenance margin liquidates at 40,000 x (1 - 0.02 + 0.01) = 39,
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from polytrade.signals.operator import kernel
+# Scalar functions: LLVM inlines them where they are called; numba's IR-level inlining (the
+# operators' option, for ring-buffer states) would only multiply the kernel's compile time.
+kernel = njit(cache=True, error_model="numpy", nogil=True)
 
 
 @kernel
@@ -58,16 +61,15 @@ def liquidation_price(
     """The price at which collateral + unrealized PnL falls to the maintenance margin.
 
     `collateral`: the isolated margin of the position, or (cross) the account's wallet
-    balance. NaN when flat; 0 (never) for a long or inf (never) for a short that cannot be
-    liquidated at any positive price.
+    balance. NaN when flat. Never below 0: a long whose level is at or below 0 can never be
+    liquidated, and a short whose level is at or below 0 is under water at every price (every
+    bar reaches a level of 0, so it is liquidated at once).
     """
     if qty == 0.0:
         return float(np.nan)
     size = qty * contract_size
     price = entry - (collateral - maintenance_margin(qty, entry, contract_size, mmr)) / size
-    if qty > 0.0:
-        return float(max(price, 0.0))
-    return float(price) if price > 0.0 else float(np.inf)
+    return float(max(price, 0.0))
 
 
 @kernel

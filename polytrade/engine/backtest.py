@@ -193,13 +193,18 @@ def engine_config(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one slot per line 
 
 
 def signal_rows(
-    plan: Plan, bars: Mapping[str, np.ndarray], params: Mapping[str, Any], lookback: int
+    plan: Plan,
+    bars: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    lookback: int,
+    sizing_lookback: int | None = None,
 ) -> np.ndarray:
-    """The kernel's signal matrix (bars x SIGNAL_ROWS): rules, stops, two market statistics.
+    """The kernel's signal matrix (bars x SIGNAL_ROWS): rules, stops, market statistics.
 
-    The statistics (`realized_vol(close, lookback)`, the per-bar std of log returns, and
-    `sma(volume, lookback)`) are lagged one bar: an order filled at a bar's open only knows
-    the bars before it.
+    The slippage statistics (`realized_vol(close, lookback)`, the per-bar std of log returns,
+    and `sma(volume, lookback)`) are lagged one bar: an order filled at a bar's open only knows
+    the bars before it. The sizing volatility (`realized_vol(close, sizing_lookback)`) is not:
+    a position is sized at the close that includes the bar.
     """
     outputs = plan.run(bars, params)
     n = bars["ts"].shape[0]
@@ -222,6 +227,9 @@ def signal_rows(
     ops = operators()
     rows[k.SIG_VOL] = _lagged(evaluate(ops["realized_vol"], [bars["close"]], [lookback]))
     rows[k.SIG_AVG_VOLUME] = _lagged(evaluate(ops["sma"], [bars["volume"]], [lookback]))
+    rows[k.SIG_SIZE_VOL] = evaluate(
+        ops["realized_vol"], [bars["close"]], [sizing_lookback or lookback]
+    )
     return np.ascontiguousarray(rows.T)
 
 
@@ -268,8 +276,9 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         spec=spec,
         depth=depth,
     )
-    lookback = _lookback(strategy, execution)
-    signals = signal_rows(plan, bars, overrides, lookback)
+    sizing = strategy.spec.sizing
+    sizing_lookback = int(sizing.lookback_bars) if sizing.method == "vol_target" else None
+    signals = signal_rows(plan, bars, overrides, _lookback(execution), sizing_lookback)
     n = bars["ts"].shape[0]
     state = k.new_state(config)
     fills = np.zeros((2 * n + 16, k.FILL_COLUMNS))
@@ -308,10 +317,8 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
     return sleeve
 
 
-def _lookback(strategy: StrategyDocument, execution: ExecutionModel) -> int:
-    sizing = strategy.spec.sizing
-    if sizing.method == "vol_target":
-        return int(sizing.lookback_bars)
+def _lookback(execution: ExecutionModel) -> int:
+    """Bars behind the slippage statistics (volatility, average volume)."""
     slippage = execution.slippage
     if slippage.model == "sqrt_impact":
         return int(slippage.volume_lookback_bars)

@@ -46,7 +46,10 @@ from polytrade.engine.accounting import (
 # ---------------------------------------------------------------- signal rows
 SIG_ENTRY_LONG, SIG_EXIT_LONG, SIG_ENTRY_SHORT, SIG_EXIT_SHORT = 0, 1, 2, 3
 SIG_STOP_LOSS, SIG_TAKE_PROFIT, SIG_TRAILING, SIG_REGIME, SIG_VOL, SIG_AVG_VOLUME = 4, 5, 6, 7, 8, 9
-SIGNAL_ROWS = 10
+SIG_SIZE_VOL = 10
+"""SIG_VOL and SIG_AVG_VOLUME are lagged one bar (slippage of a fill at the open knows only the
+bars before it); SIG_SIZE_VOL includes the bar (sizing decides at its close)."""
+SIGNAL_ROWS = 11
 
 # ---------------------------------------------------------------- configuration slots
 (
@@ -73,7 +76,9 @@ FALLBACK_CANCEL, FALLBACK_MARKET = 0, 1
 
 SLIP_NONE, SLIP_FIXED, SLIP_VOLATILITY, SLIP_SQRT, SLIP_DEPTH = 0, 1, 2, 3, 4
 SIZE_FIXED_FRACTION, SIZE_FIXED_NOTIONAL, SIZE_VOL_TARGET, SIZE_RISK_PER_TRADE = 0, 1, 2, 3
-ACT_HALT, ACT_REDUCE_ONLY, ACT_FLATTEN = 1, 2, 3
+ACT_REDUCE_ONLY, ACT_HALT, ACT_FLATTEN = 1, 2, 3
+"""Risk actions, by precedence: the strongest one in force acts (a halt is not lifted by a
+reduce-only; flatten becomes a halt once flat)."""
 
 # ---------------------------------------------------------------- state slots
 (
@@ -81,9 +86,9 @@ ACT_HALT, ACT_REDUCE_ONLY, ACT_FLATTEN = 1, 2, 3
     S_TRAIL, S_PENDING, S_PENDING_REASON, S_MODE, S_DAY_MODE, S_STREAK, S_COOLDOWN_UNTIL,
     S_FEES, S_FUNDING, S_SLIPPAGE, S_FILLS, S_TRADE_PNL, S_LIQUIDATIONS, S_MARGIN, S_EQUITY,
     S_PREV_HIGH, S_PREV_LOW, S_TURNOVER, S_TARGET, S_ORDER_TYPE, S_LIMIT_PRICE, S_LIMIT_AGE,
-    S_REDUCE_ONLY,
-) = range(33)  # fmt: skip
-STATE_SIZE = 33
+    S_REDUCE_ONLY, S_NEXT_DAY, S_LIQ, S_NEXT_STOP, S_NEXT_TAKE, S_NEXT_TRAIL,
+) = range(38)  # fmt: skip
+STATE_SIZE = 38
 ORDER_MARKET, ORDER_LIMIT = 0, 1
 
 # ---------------------------------------------------------------- fill reasons and risk codes
@@ -125,6 +130,9 @@ FILL_COLUMNS = 7
 """Per fill: bar, signed contracts, price, fee, slippage cost, reason, realized PnL."""
 
 DAY_MS = 86_400_000
+EXACT = 1e-12
+TICK_NOISE = 1e-6
+"""A price within a millionth of a tick of the grid is on it (binary noise, not a price)."""
 
 
 def new_state(config: np.ndarray) -> np.ndarray:
@@ -133,6 +141,11 @@ def new_state(config: np.ndarray) -> np.ndarray:
     state[S_CASH] = config[C_CAPITAL]
     state[S_PEAK] = config[C_CAPITAL]
     state[S_DAY] = -1.0
+    state[S_NEXT_DAY] = -np.inf
+    state[S_LIQ] = np.nan
+    state[S_NEXT_STOP] = np.nan
+    state[S_NEXT_TAKE] = np.nan
+    state[S_NEXT_TRAIL] = np.nan
     state[S_DAY_START] = config[C_CAPITAL]
     state[S_ENTRY] = np.nan
     state[S_STOP] = np.nan
@@ -167,6 +180,20 @@ def _slippage_fraction(
         # The walk measures from the mid: half the spread is in it (a bar's price is a trade).
         return walk_bps(config, C_DEPTH, abs(qty) * config[C_CONTRACT_SIZE], qty > 0.0) * 1e-4
     return 0.0
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _refresh_liquidation(state: np.ndarray, config: np.ndarray) -> None:
+    """Recompute the liquidation price: after every fill and funding payment (what moves it)."""
+    position = state[S_QTY]
+    if position == 0.0:
+        state[S_LIQ] = np.nan
+        return
+    collateral = state[S_MARGIN] if config[C_ISOLATED] > 0.0 else state[S_CASH]
+    state[S_LIQ] = liquidation_price(
+        position, state[S_ENTRY], collateral, config[C_CONTRACT_SIZE],
+        maintenance_rate(config, position),
+    )  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -210,7 +237,12 @@ def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of thes
     state[S_ENTRY] = entry
     if config[C_ISOLATED] > 0.0:
         state[S_MARGIN] = (
-            isolated_margin(new_position, entry, cs, config[C_LEVERAGE])
+            isolated_margin(
+                new_position,
+                entry,
+                cs,
+                min(config[C_LEVERAGE], tier_leverage(config, new_position)),
+            )
             if new_position != 0.0
             else 0.0
         )
@@ -224,13 +256,18 @@ def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of thes
         fills[k, 5] = reason
         fills[k, 6] = realized
     state[S_FILLS] = k + 1
+    _refresh_liquidation(state, config)
     if position != 0.0 and (new_position == 0.0 or opened):
         # A trade ended: a loss (fees and funding included) lengthens the losing streak.
         state[S_STREAK] = state[S_STREAK] + 1.0 if state[S_TRADE_PNL] < 0.0 else 0.0
         state[S_TRADE_PNL] = 0.0
     if opened:
+        # The levels decided with the order that opened it (a flip's old side kept its own).
         state[S_BARS_IN] = 0.0
         state[S_BEST] = price
+        state[S_STOP] = state[S_NEXT_STOP]
+        state[S_TAKE] = state[S_NEXT_TAKE]
+        state[S_TRAIL] = state[S_NEXT_TRAIL]
     if new_position == 0.0:
         state[S_BARS_IN] = 0.0
         state[S_BEST] = np.nan
@@ -249,6 +286,24 @@ def maintenance_rate(config: np.ndarray, qty: float) -> float:
         if size <= config[row] or tier == count - 1:
             return config[row + 1]  # type: ignore[no-any-return]
     return config[C_MMR]  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _isolated_leverage(config: np.ndarray, qty: float) -> float:
+    """The configured leverage, capped by the position's tier (margin never below maintenance)."""
+    return min(config[C_LEVERAGE], tier_leverage(config, qty))  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def tier_leverage(config: np.ndarray, qty: float) -> float:
+    """The largest leverage of a position of |qty| contracts, from the tiers (inf without)."""
+    size = abs(qty)
+    count = int(config[C_TIER_COUNT])
+    for tier in range(count):
+        row = C_TIERS + TIER_WIDTH * tier
+        if size <= config[row] or tier == count - 1:
+            return config[row + 2]  # type: ignore[no-any-return]
+    return np.inf
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -317,6 +372,7 @@ def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's
         if abs(pending) > abs(position):
             pending = -position
             state[S_PENDING] = pending
+            state[S_TARGET] = 0.0
     reason = int(state[S_PENDING_REASON])
     arrival = o + (c - o) * config[C_LATENCY_FRACTION]
     if state[S_ORDER_TYPE] == ORDER_LIMIT:
@@ -402,9 +458,7 @@ def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective 
             stop = trail
             reason = REASON_TRAIL
     collateral = state[S_MARGIN] if config[C_ISOLATED] > 0.0 else state[S_CASH]
-    liq = liquidation_price(
-        position, state[S_ENTRY], collateral, cs, maintenance_rate(config, position)
-    )
+    liq = state[S_LIQ]
     hit_stop = not np.isnan(stop) and ((long and lo <= stop) or (not long and h >= stop))
     stop_first = hit_stop and ((long and stop >= liq) or (not long and stop <= liq))
     if stop_first:
@@ -435,13 +489,16 @@ def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective 
     elif not np.isnan(state[S_TAKE]) and (
         (long and h >= state[S_TAKE]) or (not long and lo <= state[S_TAKE])
     ):
-        price = max(o, state[S_TAKE]) if long else min(o, state[S_TAKE])
-        _fill(state, config, fills, bar, -position, price, config[C_MAKER_BPS], 0.0, REASON_TAKE)
+        # A resting limit: it fills at its own price even when the bar gaps through it.
+        _fill(
+            state, config, fills, bar, -position, state[S_TAKE], config[C_MAKER_BPS], 0.0,
+            REASON_TAKE,
+        )  # fmt: skip
         _cancel(state)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def step(  # noqa: PLR0913, PLR0917 - the engine's one step
+def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
     state: np.ndarray,
     config: np.ndarray,
     bar: int,
@@ -473,6 +530,7 @@ def step(  # noqa: PLR0913, PLR0917 - the engine's one step
         state[S_CASH] += paid
         state[S_FUNDING] -= paid
         state[S_TRADE_PNL] += paid
+        _refresh_liquidation(state, config)
     # 2. the working order meets the bar (the checks here keep quiet bars cheap)
     if config[C_FILL_AT_CLOSE] == 0.0 and state[S_PENDING] != 0.0:
         _work_order(state, config, bar, o, h, lo, c, volume, signals, row, fills, risk_counts)
@@ -486,11 +544,12 @@ def step(  # noqa: PLR0913, PLR0917 - the engine's one step
     equity = state[S_CASH] + unrealized_pnl(state[S_QTY], state[S_ENTRY], mark_price, cs)
     if config[C_ISOLATED] > 0.0 and state[S_QTY] == 0.0:
         state[S_MARGIN] = 0.0
-    day = float(ts // DAY_MS)
-    if day != state[S_DAY]:
+    if ts >= state[S_NEXT_DAY]:
         # A new UTC day: the daily loss counts from the last close of the day before, and a
         # daily-loss action is lifted (a drawdown action is not).
+        day = ts // DAY_MS
         state[S_DAY] = day
+        state[S_NEXT_DAY] = (day + 1) * DAY_MS
         state[S_DAY_START] = state[S_EQUITY]
         state[S_DAY_MODE] = 0.0
     state[S_EQUITY] = equity
@@ -505,20 +564,23 @@ def step(  # noqa: PLR0913, PLR0917 - the engine's one step
     state[S_PREV_HIGH] = h
     state[S_PREV_LOW] = lo
     # 5. the decision at this close
-    _decide(state, config, bar, ts, c, equity, signals, row, fills, risk_counts)
+    _decide(state, config, ts, c, equity, signals, row, risk_counts)
+    if config[C_FILL_AT_CLOSE] > 0.0 and state[S_PENDING] != 0.0:
+        _fill_at_close(state, config, fills, bar, c, volume)
+        state[S_EQUITY] = state[S_CASH] + unrealized_pnl(
+            state[S_QTY], state[S_ENTRY], mark_price, cs
+        )
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, pre-trade risk
     state: np.ndarray,
     config: np.ndarray,
-    bar: int,
     ts: int,
     c: float,
     equity: float,
     signals: np.ndarray,
     row: int,
-    fills: np.ndarray,
     risk_counts: np.ndarray,
 ) -> None:
     """Step 5: the target position at this close, and the order that moves toward it.
@@ -535,6 +597,18 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     entry_short = signals[row, SIG_ENTRY_SHORT] == 1.0
     exit_long = signals[row, SIG_EXIT_LONG] == 1.0
     exit_short = signals[row, SIG_EXIT_SHORT] == 1.0
+    if mode == 0.0 and state[S_PENDING] == 0.0:
+        # The common bar: nothing working, nothing firing -> nothing to decide. (The full
+        # rules below reach the same outcome; this only spares the work.)
+        if position == 0.0 and entry_long == entry_short:
+            return
+        held = (position > 0.0 and not exit_long and (entry_long or not entry_short)) or (
+            position < 0.0 and not exit_short and (entry_short or not entry_long)
+        )
+        timed_out = config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]
+        gate_open = signals[row, SIG_REGIME] == 1.0 or config[C_REGIME_FLATTEN] == 0.0
+        if held and not timed_out and gate_open:
+            return
     if (working > 0.0 and (exit_long or (entry_short and not entry_long))) or (
         working < 0.0 and (exit_short or (entry_long and not entry_short))
     ):
@@ -563,7 +637,7 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     if target_side == 0.0:
         target = 0.0
     elif target_side != np.sign(working):
-        target = target_side * _size(state, config, signals, row, c, equity, risk_counts)
+        target = target_side * _size(config, signals, row, c, equity, risk_counts)
     order = target - position
     if order != 0.0:
         reducing = target == 0.0 or (
@@ -576,9 +650,10 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
         elif mode == ACT_REDUCE_ONLY and not reducing:
             risk_counts[DENY_REDUCE_ONLY] += 1
             order = -position if target_side != np.sign(position) else 0.0
-        elif not reducing and ts < state[S_COOLDOWN_UNTIL]:
+        elif not reducing and ts + config[C_BAR_MS] < state[S_COOLDOWN_UNTIL]:
+            # Paused after a losing streak (decided at this bar's close): exits only.
             risk_counts[DENY_COOLDOWN] += 1
-            order = -position
+            order = -position if target_side != np.sign(position) else 0.0
     if mode >= ACT_FLATTEN and position == 0.0:
         state[S_MODE] = ACT_HALT if state[S_MODE] >= ACT_FLATTEN else state[S_MODE]
         state[S_DAY_MODE] = ACT_HALT if state[S_DAY_MODE] >= ACT_FLATTEN else state[S_DAY_MODE]
@@ -601,28 +676,59 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     if limit:
         # Behind the close by the offset, on the tick grid, on the passive side.
         offset = config[C_LIMIT_OFFSET_BPS] * 1e-4
-        tick = config[C_TICK] if config[C_TICK] > 0.0 else 1e-12
         if order > 0.0:
-            state[S_LIMIT_PRICE] = np.floor(c * (1.0 - offset) / tick) * tick
+            state[S_LIMIT_PRICE] = to_tick(c * (1.0 - offset), config[C_TICK], -1.0)
         else:
-            state[S_LIMIT_PRICE] = np.ceil(c * (1.0 + offset) / tick) * tick
+            state[S_LIMIT_PRICE] = to_tick(c * (1.0 + offset), config[C_TICK], 1.0)
     if after != 0.0 and np.sign(after) != np.sign(position):
         # Levels of the new position, measured from this close (where the signal fired).
         stop_distance = signals[row, SIG_STOP_LOSS]
         take_distance = signals[row, SIG_TAKE_PROFIT]
         trail_distance = signals[row, SIG_TRAILING]
         side = np.sign(after)
-        state[S_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
-        state[S_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
-        state[S_TRAIL] = trail_distance if trail_distance > 0.0 else np.nan
-    if config[C_FILL_AT_CLOSE] > 0.0:
-        _fill(state, config, fills, bar, order, c, config[C_TAKER_BPS], 0.0, reason)
+        state[S_NEXT_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
+        state[S_NEXT_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
+        state[S_NEXT_TRAIL] = trail_distance if trail_distance > 0.0 else np.nan
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def to_tick(price: float, tick: float, direction: float) -> float:
+    """`price` on the tick grid: rounded down (direction -1) or up (+1).
+
+    Works in whole ticks so a price already on the grid stays exactly where it is (40,776.70
+    does not become 40,776.69 through binary floating point).
+    """
+    if not tick > 0.0:
+        return price
+    inverse = np.round(1.0 / tick)
+    decimal = abs(inverse * tick - 1.0) <= EXACT  # 0.01: count in hundredths, divide back
+    ticks = price * inverse if decimal else price / tick
+    nearest = np.round(ticks)
+    if abs(ticks - nearest) <= TICK_NOISE:
+        ticks = nearest  # on the grid but for binary noise
+    elif direction < 0.0:
+        ticks = np.floor(ticks)
+    else:
+        ticks = np.ceil(ticks)
+    return ticks / inverse if decimal else ticks * tick  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _fill_at_close(
+    state: np.ndarray, config: np.ndarray, fills: np.ndarray, bar: int, c: float, volume: float
+) -> None:
+    """`market_price: close`: the working order fills at this close (participation-capped)."""
+    qty = _participation_cap(config, state[S_PENDING], volume)
+    if qty != 0.0:
+        reason = int(state[S_PENDING_REASON])
+        _fill(state, config, fills, bar, qty, c, config[C_TAKER_BPS], 0.0, reason)
+    state[S_PENDING] -= qty
+    if state[S_PENDING] == 0.0:
         _cancel(state)
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _size(  # noqa: C901 - one branch per sizing method and cap
-    state: np.ndarray,
     config: np.ndarray,
     signals: np.ndarray,
     row: int,
@@ -641,7 +747,7 @@ def _size(  # noqa: C901 - one branch per sizing method and cap
     elif method == SIZE_FIXED_NOTIONAL:
         wanted = config[C_SIZE_A]
     elif method == SIZE_VOL_TARGET:
-        vol = signals[row, SIG_VOL] * np.sqrt(config[C_PERIODS_PER_YEAR])
+        vol = signals[row, SIG_SIZE_VOL] * np.sqrt(config[C_PERIODS_PER_YEAR])
         wanted = config[C_SIZE_A] / vol * equity if vol > 0.0 else 0.0
         wanted = min(wanted, config[C_SIZE_B] * equity)
     else:
@@ -661,10 +767,10 @@ def _size(  # noqa: C901 - one branch per sizing method and cap
     if wanted > tier_cap:
         risk_counts[CLIP_TIER] += 1
         wanted = tier_cap
-    order_room = config[C_MAX_ORDER_NOTIONAL] + abs(state[S_QTY]) * cs * price
-    if wanted > order_room:
+    # The order's opening part (a flip's closing part only reduces risk).
+    if wanted > config[C_MAX_ORDER_NOTIONAL]:
         risk_counts[CLIP_ORDER_NOTIONAL] += 1
-        wanted = order_room
+        wanted = config[C_MAX_ORDER_NOTIONAL]
     qty = np.floor(wanted / (cs * price) / config[C_LOT]) * config[C_LOT]
     if qty < config[C_MIN_QTY]:
         risk_counts[DENY_MIN_SIZE] += 1

@@ -186,6 +186,19 @@ def parse_sweep(text: str) -> dict[str, list[Any]]:
         if not item:
             raise UsageError(f"--sweep {text!r} has an empty value for {current}")
         spec[current].extend(_expand_range(current, item) if ":" in item else [parse_scalar(item)])
+    return _without_repeats(spec)
+
+
+def _without_repeats(spec: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The spec, refused when a param lists a value twice (its sets would run twice)."""
+    for name, values in spec.items():
+        seen: set[tuple[bool, Any]] = set()
+        for value in values:
+            # `True == 1` in Python: a bool and a number are different values here.
+            key = (isinstance(value, bool), value)
+            if key in seen:
+                raise UsageError(f"sweep param {name} lists {value!r} twice; give each value once")
+            seen.add(key)
     return spec
 
 
@@ -302,7 +315,7 @@ def _parse_file(path: Path) -> dict[str, list[Any]]:
             spec[name].extend(_values(name, item))
         if not spec[name]:
             raise UsageError(f"{path}: sweep param {name} has no values; give at least one")
-    return spec
+    return _without_repeats(spec)
 
 
 # ---------------------------------------------------------------- the sweep
