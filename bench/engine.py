@@ -92,8 +92,9 @@ MINUTE_MS = 60_000
 FUNDING_MS = 8 * 3_600_000
 MILLION = 1_000_000
 FAST, SLOW = 50, 200
-CAPITAL = 10_000_000.0
-"""USDT. Large, so that whole contracts (0.001 BTC) stay a small step of the position."""
+CAPITAL = 10_000.0
+"""USDT: about 250 contracts (whole contracts of 0.001 BTC: the numba loop rounds the same way),
+an order far below the bars' volume, so the participation cap (100% of it) never binds."""
 REALISTIC_CAPITAL = 100_000.0
 """USDT: an order of about 3 BTC, within 10% of most 1m bars' volume (median 69 BTC)."""
 TAKER_BPS = 1.0

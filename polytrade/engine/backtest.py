@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numba import njit
 
 from polytrade.core.instruments import Instrument, instrument
 from polytrade.core.timeframes import timeframe_seconds
@@ -198,6 +199,9 @@ def signal_rows(
     params: Mapping[str, Any],
     lookback: int,
     sizing_lookback: int | None = None,
+    statistics: Mapping[int, np.ndarray] | None = None,
+    *,
+    needed: tuple[int, ...] = (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL),
 ) -> np.ndarray:
     """The kernel's signal matrix (bars x SIGNAL_ROWS): rules, stops, market statistics.
 
@@ -208,7 +212,7 @@ def signal_rows(
     """
     outputs = plan.run(bars, params)
     n = bars["ts"].shape[0]
-    rows = np.full((k.SIGNAL_ROWS, n), np.nan)  # filled by row, handed over by bar
+    rows = np.empty((k.SIGNAL_ROWS, n))  # one contiguous row per signal
     names = {
         k.SIG_ENTRY_LONG: "entry_long",
         k.SIG_EXIT_LONG: "exit_long",
@@ -222,15 +226,54 @@ def signal_rows(
     for row, name in names.items():
         if name in outputs:
             rows[row] = outputs[name]
-    if "regime" not in outputs:
-        rows[k.SIG_REGIME] = 1.0
-    ops = operators()
-    rows[k.SIG_VOL] = _lagged(evaluate(ops["realized_vol"], [bars["close"]], [lookback]))
-    rows[k.SIG_AVG_VOLUME] = _lagged(evaluate(ops["sma"], [bars["volume"]], [lookback]))
-    rows[k.SIG_SIZE_VOL] = evaluate(
-        ops["realized_vol"], [bars["close"]], [sizing_lookback or lookback]
+        else:
+            rows[row] = 1.0 if row == k.SIG_REGIME else np.nan
+    stats = (
+        statistics
+        if statistics is not None
+        else market_statistics(bars, lookback, sizing_lookback, needed=needed)
     )
-    return np.ascontiguousarray(rows.T)
+    for row in (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL):
+        if row in stats:
+            rows[row] = stats[row]
+        else:
+            rows[row] = np.nan
+    return rows
+
+
+def market_statistics(
+    bars: Mapping[str, np.ndarray],
+    lookback: int,
+    sizing_lookback: int | None = None,
+    *,
+    needed: tuple[int, ...] = (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL),
+) -> dict[int, np.ndarray]:
+    """The signal rows that do not depend on a strategy's params (a sweep computes them once).
+
+    Slippage statistics lagged one bar; the sizing volatility not (see `signal_rows`). Only
+    the `needed` rows are computed (the others stay NaN: nothing reads them).
+    """
+    ops = operators()
+    out: dict[int, np.ndarray] = {}
+    if k.SIG_VOL in needed:
+        out[k.SIG_VOL] = _lagged(evaluate(ops["realized_vol"], [bars["close"]], [lookback]))
+    if k.SIG_AVG_VOLUME in needed:
+        out[k.SIG_AVG_VOLUME] = _lagged(evaluate(ops["sma"], [bars["volume"]], [lookback]))
+    if k.SIG_SIZE_VOL in needed:
+        out[k.SIG_SIZE_VOL] = evaluate(
+            ops["realized_vol"], [bars["close"]], [sizing_lookback or lookback]
+        )
+    return out
+
+
+def needed_statistics(strategy: StrategyDocument, execution: ExecutionModel) -> tuple[int, ...]:
+    """Which market statistics the kernel reads for this strategy and execution model."""
+    needed: list[int] = []
+    if execution.slippage.model == "sqrt_impact":
+        needed += [k.SIG_VOL, k.SIG_AVG_VOLUME]
+    if strategy.spec.sizing.method == "vol_target":
+        needed.append(k.SIG_SIZE_VOL)
+    return tuple(needed)
 
 
 def _lagged(x: np.ndarray) -> np.ndarray:
@@ -261,8 +304,12 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
     params: Mapping[str, Any] | None = None,
     margin_mode: str = "cross",
     depth: np.ndarray | None = None,
+    statistics: Mapping[int, np.ndarray] | None = None,
 ) -> Sleeve:
-    """Backtest one strategy on bars of its timeframe (with `funding` and `mark` if known)."""
+    """Backtest one strategy on bars of its timeframe (with `funding` and `mark` if known).
+
+    `statistics`: the param-free signal columns (`market_statistics`) when already computed.
+    """
     overrides = dict(params or {})
     vector = dict(zip(plan.param_order, plan.param_vector(overrides), strict=True))
     spec = instrument(strategy.spec.instruments[0])
@@ -276,12 +323,18 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         spec=spec,
         depth=depth,
     )
-    sizing = strategy.spec.sizing
-    sizing_lookback = int(sizing.lookback_bars) if sizing.method == "vol_target" else None
-    signals = signal_rows(plan, bars, overrides, _lookback(execution), sizing_lookback)
+    signals = signal_rows(
+        plan,
+        bars,
+        overrides,
+        slippage_lookback(execution),
+        sizing_lookback(strategy),
+        statistics,
+        needed=needed_statistics(strategy, execution),
+    )
     n = bars["ts"].shape[0]
     state = k.new_state(config)
-    fills = np.zeros((2 * n + 16, k.FILL_COLUMNS))
+    fills = np.empty((2 * n + 16, k.FILL_COLUMNS))  # only the first S_FILLS rows are read
     risk_counts = np.zeros(len(k.RISK_CODES), dtype=np.int64)
     equity = np.empty(n)
     position = np.empty(n)
@@ -317,7 +370,13 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
     return sleeve
 
 
-def _lookback(execution: ExecutionModel) -> int:
+def sizing_lookback(strategy: StrategyDocument) -> int | None:
+    """Bars behind the sizing volatility (vol_target sizing only)."""
+    sizing = strategy.spec.sizing
+    return int(sizing.lookback_bars) if sizing.method == "vol_target" else None
+
+
+def slippage_lookback(execution: ExecutionModel) -> int:
     """Bars behind the slippage statistics (volatility, average volume)."""
     slippage = execution.slippage
     if slippage.model == "sqrt_impact":
@@ -325,57 +384,102 @@ def _lookback(execution: ExecutionModel) -> int:
     return 96
 
 
-def trades_from_fills(
-    fills: np.ndarray, ts: np.ndarray, contract_size: float
-) -> list[dict[str, Any]]:
-    """Round trips from the fill list: opened from flat, closed back to flat (or flipped)."""
-    trades: list[dict[str, Any]] = []
+TRADE_COLUMNS = 10
+(
+    T_SIDE, T_CONTRACTS, T_ENTRY_BAR, T_ENTRY_PRICE, T_NOTIONAL, T_PNL, T_FEES, T_EXIT_BAR,
+    T_EXIT_PRICE, T_EXIT_REASON,
+) = range(TRADE_COLUMNS)  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def trade_table(fills: np.ndarray, contract_size: float) -> np.ndarray:
+    """Round trips from the fill list, one row each (T_* columns; exit bar -1 while open).
+
+    A trade opens from flat (or on the far side of a flip) and closes back to flat (or at the
+    flip); its PnL is realized PnL less fees, funding excluded. A flipping fill's fee belongs
+    to the trade it closes; the new one starts clean.
+    """
+    out = np.empty((fills.shape[0] + 1, TRADE_COLUMNS))
+    count = 0
     position = 0.0
-    current: dict[str, Any] | None = None
-    for bar, qty, price, paid, _slip, reason, realized in fills:
+    open_row = -1
+    for i in range(fills.shape[0]):
+        bar, qty, price, paid = fills[i, 0], fills[i, 1], fills[i, 2], fills[i, 3]
+        reason, realized = fills[i, 5], fills[i, 6]
         before = position
         position = before + qty
         if abs(position) < 1e-12:  # noqa: PLR2004 - whole lots
             position = 0.0
-        if current is not None:
-            current["pnl"] += realized - paid
-            current["fees"] += paid
+        if open_row >= 0:
+            out[open_row, T_PNL] += realized - paid
+            out[open_row, T_FEES] += paid
         if before != 0.0 and (position == 0.0 or np.sign(position) != np.sign(before)):
-            assert current is not None  # noqa: S101 - a position has a trade
-            # The fee of a flipping fill is the closing trade's; the new one starts clean.
-            current.update(
-                exit_bar=int(bar),
-                exit_ts=int(ts[int(bar)]),
-                exit_price=float(price),
-                exit_reason=k.REASON_NAMES.get(int(reason), "signal"),
-            )
-            trades.append(current)
-            current = None
+            out[open_row, T_EXIT_BAR] = bar
+            out[open_row, T_EXIT_PRICE] = price
+            out[open_row, T_EXIT_REASON] = reason
+            open_row = -1
         if position != 0.0 and (before == 0.0 or np.sign(position) != np.sign(before)):
-            current = {
-                "side": "long" if position > 0 else "short",
-                "contracts": abs(position),
-                "entry_bar": int(bar),
-                "entry_ts": int(ts[int(bar)]),
-                "entry_price": float(price),
-                "notional": abs(position) * contract_size * float(price),
-                "pnl": 0.0 if before != 0.0 else -float(paid),
-                "fees": 0.0 if before != 0.0 else float(paid),
-                "exit_bar": None,
-                "exit_ts": None,
-                "exit_price": None,
-                "exit_reason": "open",
+            open_row = count
+            count += 1
+            out[open_row, T_SIDE] = np.sign(position)
+            out[open_row, T_CONTRACTS] = abs(position)
+            out[open_row, T_ENTRY_BAR] = bar
+            out[open_row, T_ENTRY_PRICE] = price
+            out[open_row, T_NOTIONAL] = abs(position) * contract_size * price
+            out[open_row, T_PNL] = 0.0 if before != 0.0 else -paid
+            out[open_row, T_FEES] = 0.0 if before != 0.0 else paid
+            out[open_row, T_EXIT_BAR] = -1.0
+            out[open_row, T_EXIT_PRICE] = np.nan
+            out[open_row, T_EXIT_REASON] = 0.0
+    return out[:count]
+
+
+def trades_from_fills(
+    fills: np.ndarray, ts: np.ndarray, contract_size: float
+) -> list[dict[str, Any]]:
+    """Round trips from the fill list (see `trade_table`), as records."""
+    table = trade_table(np.ascontiguousarray(fills, dtype=np.float64), contract_size)
+    trades: list[dict[str, Any]] = []
+    for row in table.tolist():
+        closed = row[T_EXIT_BAR] >= 0.0
+        exit_bar = int(row[T_EXIT_BAR]) if closed else None
+        trades.append(
+            {
+                "side": "long" if row[T_SIDE] > 0 else "short",
+                "contracts": row[T_CONTRACTS],
+                "entry_bar": int(row[T_ENTRY_BAR]),
+                "entry_ts": int(ts[int(row[T_ENTRY_BAR])]),
+                "entry_price": row[T_ENTRY_PRICE],
+                "notional": row[T_NOTIONAL],
+                "pnl": row[T_PNL],
+                "fees": row[T_FEES],
+                "exit_bar": exit_bar,
+                "exit_ts": int(ts[exit_bar]) if exit_bar is not None else None,
+                "exit_price": row[T_EXIT_PRICE] if closed else None,
+                "exit_reason": k.REASON_NAMES.get(int(row[T_EXIT_REASON]), "signal")
+                if closed
+                else "open",
             }
-    if current is not None:
-        trades.append(current)
+        )
     return trades
+
+
+def _union(clocks: list[np.ndarray]) -> np.ndarray:
+    """The sorted union of the sleeves' bar times (np.unique is a hash pass here, 100x slower)."""
+    if all(np.array_equal(clocks[0], clock) for clock in clocks[1:]):
+        return clocks[0]
+    merged = np.sort(np.concatenate(clocks))
+    keep = np.empty(merged.shape[0], dtype=bool)
+    keep[:1] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
 
 
 def combine(sleeves: list[Sleeve], data_label: str) -> BacktestResult:
     """The profile's result: sleeves on one clock (the finest timeframe), equity summed."""
     if not sleeves:
         raise UsageError("the profile has no strategies to run")
-    ts = np.unique(np.concatenate([s.ts for s in sleeves]))
+    ts = _union([s.ts for s in sleeves])
     equity = np.zeros(ts.shape[0])
     exposure = np.zeros(ts.shape[0])
     pnls: list[float] = []

@@ -159,7 +159,7 @@ def new_state(config: np.ndarray) -> np.ndarray:
     return state
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _slippage_fraction(
     config: np.ndarray, qty: float, price: float, vol: float, avg_volume: float, prev_range: float
 ) -> float:
@@ -182,7 +182,7 @@ def _slippage_fraction(
     return 0.0
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _refresh_liquidation(state: np.ndarray, config: np.ndarray) -> None:
     """Recompute the liquidation price: after every fill and funding payment (what moves it)."""
     position = state[S_QTY]
@@ -196,7 +196,7 @@ def _refresh_liquidation(state: np.ndarray, config: np.ndarray) -> None:
     )  # fmt: skip
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of these
     state: np.ndarray,
     config: np.ndarray,
@@ -343,7 +343,7 @@ def _cancel(state: np.ndarray) -> None:
     state[S_ORDER_TYPE] = ORDER_MARKET
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's side of a bar
     state: np.ndarray,
     config: np.ndarray,
@@ -420,8 +420,8 @@ def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's
             config,
             qty / slices,
             arrival,
-            signals[row, SIG_VOL],
-            signals[row, SIG_AVG_VOLUME],
+            signals[SIG_VOL, row],
+            signals[SIG_AVG_VOLUME, row],
             state[S_PREV_HIGH] - state[S_PREV_LOW],
         )
         price = arrival * (1.0 + np.sign(qty) * slip)
@@ -432,7 +432,7 @@ def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's
         state[S_PENDING_REASON] = 0.0
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective levels
     state: np.ndarray,
     config: np.ndarray,
@@ -464,7 +464,7 @@ def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective 
     if stop_first:
         level = min(o, stop) if long else max(o, stop)
         slip = _slippage_fraction(
-            config, position, level, signals[row, SIG_VOL], signals[row, SIG_AVG_VOLUME],
+            config, position, level, signals[SIG_VOL, row], signals[SIG_AVG_VOLUME, row],
             state[S_PREV_HIGH] - state[S_PREV_LOW],
         )  # fmt: skip
         price = level * (1.0 - np.sign(position) * slip)
@@ -517,8 +517,8 @@ def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
 ) -> None:
     """Advance the engine by one closed bar (see the module docstring for the order).
 
-    `signals[row]` holds this bar's signal values (SIG_* columns): a backtest passes its whole
-    signal matrix and the bar's index, the node a one-row matrix and 0.
+    `signals[:, row]` holds this bar's signal values (SIG_* rows): a backtest passes its whole
+    signal matrix and the bar's index, the node a one-column matrix and 0.
     """
     cs = config[C_CONTRACT_SIZE]
     if np.isnan(o) or np.isnan(h) or np.isnan(lo) or np.isnan(c):
@@ -535,7 +535,7 @@ def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
     if config[C_FILL_AT_CLOSE] == 0.0 and state[S_PENDING] != 0.0:
         _work_order(state, config, bar, o, h, lo, c, volume, signals, row, fills, risk_counts)
     # 3. protective levels on the bar's path
-    if state[S_QTY] != 0.0:
+    if state[S_QTY] != 0.0 and _levels_touched(state, h, lo):
         _protect(state, config, bar, o, h, lo, signals, row, fills)
     if state[S_QTY] != 0.0:
         state[S_BARS_IN] += 1.0
@@ -564,7 +564,8 @@ def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
     state[S_PREV_HIGH] = h
     state[S_PREV_LOW] = lo
     # 5. the decision at this close
-    _decide(state, config, ts, c, equity, signals, row, risk_counts)
+    if not _nothing_to_decide(state, config, signals, row):
+        _decide(state, config, ts, c, equity, signals, row, risk_counts)
     if config[C_FILL_AT_CLOSE] > 0.0 and state[S_PENDING] != 0.0:
         _fill_at_close(state, config, fills, bar, c, volume)
         state[S_EQUITY] = state[S_CASH] + unrealized_pnl(
@@ -573,6 +574,42 @@ def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _nothing_to_decide(
+    state: np.ndarray, config: np.ndarray, signals: np.ndarray, row: int
+) -> bool:
+    """The common bar: no risk action, nothing working, no rule that would change the position.
+
+    The full rules (`_decide`) reach the same outcome; this only spares the work.
+    """
+    if state[S_MODE] != 0.0 or state[S_DAY_MODE] != 0.0 or state[S_PENDING] != 0.0:
+        return False
+    position = state[S_QTY]
+    entry_long = signals[SIG_ENTRY_LONG, row] == 1.0
+    entry_short = signals[SIG_ENTRY_SHORT, row] == 1.0
+    if position == 0.0:
+        return entry_long == entry_short  # type: ignore[no-any-return]
+    if position > 0.0:
+        held = signals[SIG_EXIT_LONG, row] != 1.0 and (entry_long or not entry_short)
+    else:
+        held = signals[SIG_EXIT_SHORT, row] != 1.0 and (entry_short or not entry_long)
+    timed_out = config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]
+    gate_open = signals[SIG_REGIME, row] == 1.0 or config[C_REGIME_FLATTEN] == 0.0
+    return held and not timed_out and gate_open
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _levels_touched(state: np.ndarray, h: float, lo: float) -> bool:
+    """Whether the bar reaches a protective level (stop, trailing stop, liquidation, take)."""
+    if state[S_QTY] > 0.0:
+        trail = state[S_BEST] - state[S_TRAIL]
+        return (  # type: ignore[no-any-return]
+            lo <= state[S_STOP] or lo <= trail or lo <= state[S_LIQ] or h >= state[S_TAKE]
+        )
+    trail = state[S_BEST] + state[S_TRAIL]
+    return h >= state[S_STOP] or h >= trail or h >= state[S_LIQ] or lo <= state[S_TAKE]  # type: ignore[no-any-return]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, pre-trade risk
     state: np.ndarray,
     config: np.ndarray,
@@ -593,22 +630,10 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     working = state[S_TARGET]
     target_side = np.sign(working)
     reason = REASON_SIGNAL
-    entry_long = signals[row, SIG_ENTRY_LONG] == 1.0
-    entry_short = signals[row, SIG_ENTRY_SHORT] == 1.0
-    exit_long = signals[row, SIG_EXIT_LONG] == 1.0
-    exit_short = signals[row, SIG_EXIT_SHORT] == 1.0
-    if mode == 0.0 and state[S_PENDING] == 0.0:
-        # The common bar: nothing working, nothing firing -> nothing to decide. (The full
-        # rules below reach the same outcome; this only spares the work.)
-        if position == 0.0 and entry_long == entry_short:
-            return
-        held = (position > 0.0 and not exit_long and (entry_long or not entry_short)) or (
-            position < 0.0 and not exit_short and (entry_short or not entry_long)
-        )
-        timed_out = config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]
-        gate_open = signals[row, SIG_REGIME] == 1.0 or config[C_REGIME_FLATTEN] == 0.0
-        if held and not timed_out and gate_open:
-            return
+    entry_long = signals[SIG_ENTRY_LONG, row] == 1.0
+    entry_short = signals[SIG_ENTRY_SHORT, row] == 1.0
+    exit_long = signals[SIG_EXIT_LONG, row] == 1.0
+    exit_short = signals[SIG_EXIT_SHORT, row] == 1.0
     if (working > 0.0 and (exit_long or (entry_short and not entry_long))) or (
         working < 0.0 and (exit_short or (entry_long and not entry_short))
     ):
@@ -623,7 +648,7 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     if position != 0.0 and config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]:
         target_side = 0.0
         reason = REASON_TIME
-    if signals[row, SIG_REGIME] != 1.0:  # the regime gate is shut (or unknown)
+    if signals[SIG_REGIME, row] != 1.0:  # the regime gate is shut (or unknown)
         if config[C_REGIME_FLATTEN] > 0.0:
             if position != 0.0:
                 reason = REASON_REGIME
@@ -682,9 +707,9 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
             state[S_LIMIT_PRICE] = to_tick(c * (1.0 + offset), config[C_TICK], 1.0)
     if after != 0.0 and np.sign(after) != np.sign(position):
         # Levels of the new position, measured from this close (where the signal fired).
-        stop_distance = signals[row, SIG_STOP_LOSS]
-        take_distance = signals[row, SIG_TAKE_PROFIT]
-        trail_distance = signals[row, SIG_TRAILING]
+        stop_distance = signals[SIG_STOP_LOSS, row]
+        take_distance = signals[SIG_TAKE_PROFIT, row]
+        trail_distance = signals[SIG_TRAILING, row]
         side = np.sign(after)
         state[S_NEXT_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
         state[S_NEXT_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
@@ -713,7 +738,7 @@ def to_tick(price: float, tick: float, direction: float) -> float:
     return ticks / inverse if decimal else ticks * tick  # type: ignore[no-any-return]
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _fill_at_close(
     state: np.ndarray, config: np.ndarray, fills: np.ndarray, bar: int, c: float, volume: float
 ) -> None:
@@ -727,7 +752,7 @@ def _fill_at_close(
         _cancel(state)
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _size(  # noqa: C901 - one branch per sizing method and cap
     config: np.ndarray,
     signals: np.ndarray,
@@ -747,11 +772,11 @@ def _size(  # noqa: C901 - one branch per sizing method and cap
     elif method == SIZE_FIXED_NOTIONAL:
         wanted = config[C_SIZE_A]
     elif method == SIZE_VOL_TARGET:
-        vol = signals[row, SIG_SIZE_VOL] * np.sqrt(config[C_PERIODS_PER_YEAR])
+        vol = signals[SIG_SIZE_VOL, row] * np.sqrt(config[C_PERIODS_PER_YEAR])
         wanted = config[C_SIZE_A] / vol * equity if vol > 0.0 else 0.0
         wanted = min(wanted, config[C_SIZE_B] * equity)
     else:
-        distance = signals[row, SIG_STOP_LOSS]
+        distance = signals[SIG_STOP_LOSS, row]
         if not distance > 0.0:
             risk_counts[DENY_NO_STOP] += 1
             return 0.0
@@ -798,7 +823,7 @@ def run(  # noqa: PLR0913, PLR0917 - arrays of one history
 ) -> None:
     """The backtest: `step` over every bar; per-bar equity and position into the outputs.
 
-    `signals` is (bars, SIGNAL_ROWS), one contiguous row per bar.
+    `signals` is (SIGNAL_ROWS, bars): one contiguous row per signal.
     """
     for t in range(ts.shape[0]):
         step(

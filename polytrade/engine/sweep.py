@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from polytrade.compile.plan import ParamError
-from polytrade.engine.backtest import run_sleeve
+from polytrade.engine.backtest import (
+    market_statistics,
+    run_sleeve,
+    sizing_lookback,
+    slippage_lookback,
+)
 from polytrade.engine.metrics import compute_metrics
 from polytrade.errors import SpecError, UsageError
 from polytrade.spec.models.strategy import BoolParam, ChoiceParam, FloatParam, IntParam
@@ -373,6 +378,8 @@ def sweep(  # noqa: PLR0913 - a backtest's whole setup, plus the grid
             raise UsageError(f"parameter set {number} ({_describe(params)}): {exc}") from exc
     if not sets:
         return []
+    # Volatility and average volume do not depend on the params: computed once for all sets.
+    statistics = market_statistics(bars, slippage_lookback(execution), sizing_lookback(strategy))
 
     def one(params: dict[str, Any]) -> SweepRow:
         sleeve = run_sleeve(
@@ -384,6 +391,7 @@ def sweep(  # noqa: PLR0913 - a backtest's whole setup, plus the grid
             allocation=allocation,
             params=params,
             margin_mode=margin_mode,
+            statistics=statistics,
         )
         return row_of(sleeve, params)
 

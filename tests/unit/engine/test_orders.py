@@ -50,10 +50,10 @@ def run(
     """Bars (open, high, low, close) with volume 1,000 BTC; signal rows by name (NaN elsewhere)."""
     n = len(path)
     bars = np.array(path, dtype=float)
-    signals = np.full((n, k.SIGNAL_ROWS), np.nan)
-    signals[:, k.SIG_REGIME] = 1.0
+    signals = np.full((k.SIGNAL_ROWS, n), np.nan)
+    signals[k.SIG_REGIME] = 1.0
     for name, values in rows.items():
-        signals[: len(values), getattr(k, name)] = values
+        signals[getattr(k, name), : len(values)] = values
     state = k.new_state(cfg)
     fills = np.zeros((2 * n + 16, k.FILL_COLUMNS))
     counts = np.zeros(len(k.RISK_CODES), dtype=np.int64)
@@ -193,8 +193,8 @@ def test_reduce_only_clips_a_pending_exit_to_what_is_left() -> None:
     state[k.S_QTY], state[k.S_ENTRY] = 100.0, 40_000.0
     state[k.S_PENDING], state[k.S_TARGET], state[k.S_REDUCE_ONLY] = -150.0, -50.0, 1.0
     state[k.S_PENDING_REASON] = k.REASON_SIGNAL
-    signals = np.full((1, k.SIGNAL_ROWS), np.nan)
-    signals[0, k.SIG_REGIME] = 1.0
+    signals = np.full((k.SIGNAL_ROWS, 1), np.nan)
+    signals[k.SIG_REGIME, 0] = 1.0
     k.step(state, cfg, 0, DAY0, *FLAT, 1_000.0, np.nan, np.nan, signals, 0, fills, counts)
     assert fills[0, 1] == -100.0
     assert state[k.S_QTY] == 0.0
