@@ -128,6 +128,7 @@ RISK_CODES = (
 timed out or cancelled, by reason code."""
 FILL_COLUMNS = 7
 """Per fill: bar, signed contracts, price, fee, slippage cost, reason, realized PnL."""
+F_BAR, F_QTY, F_PRICE, F_FEE, F_SLIPPAGE, F_REASON, F_REALIZED = range(FILL_COLUMNS)
 
 DAY_MS = 86_400_000
 EXACT = 1e-12

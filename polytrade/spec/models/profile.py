@@ -146,7 +146,10 @@ class VolatilitySlippage(SpecModel):
 
     model: Literal["volatility"] = Field(description="Slippage model.")
     range_fraction: float = Field(
-        gt=0, le=1, description="Adverse move as a fraction of (high - low) of the fill bar."
+        gt=0,
+        le=1,
+        description="Adverse move as a fraction of (high - low) of the bar before the fill "
+        "(the fill bar's own range is not known when it fills).",
     )
 
 
