@@ -63,6 +63,7 @@ from polytrade.compile.plan import compile_strategy
 from polytrade.core.instruments import instrument
 from polytrade.engine.backtest import (
     funding_per_bar,
+    needed_statistics,
     run_sleeve,
     signal_rows,
     trades_from_fills,
@@ -607,7 +608,10 @@ def speed(eng: Engine, bars: dict[str, np.ndarray], settings: Settings) -> dict[
     figures["numba loop"] = best_time(lambda: run_reference(bars), repeats)
     figures["Polytrade run_sleeve"] = best_time(lambda: eng.run(bars, execution), repeats)
     figures["  of which signal_rows"] = best_time(
-        lambda: signal_rows(eng.plan, bars, {}, 96), repeats
+        lambda: signal_rows(
+            eng.plan, bars, {}, 96, needed=needed_statistics(eng.strategy, execution)
+        ),
+        repeats,
     )
     figures["  of which plan.run"] = best_time(lambda: eng.plan.run(bars), repeats)
     sleeve = eng.run(bars, execution)
