@@ -4,8 +4,9 @@ RUN := $(UV) run --locked
 
 .PHONY: setup demo lint typecheck test bench check generate
 
-setup:  ## install uv if missing, then the exact locked dependencies
-	@$(UV) sync --locked --quiet
+setup:  ## install uv if missing, then the exact locked dependencies (bytecode compiled once)
+	@$(UV) sync --locked --quiet --compile-bytecode
+	@$(RUN) python -m compileall -q polytrade
 
 demo: setup  ## the main job on the embedded default: a backtest on the seeded synthetic market
 	$(RUN) polytrade validate strategies profiles
