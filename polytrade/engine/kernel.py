@@ -628,6 +628,12 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     """
     mode = max(state[S_MODE], state[S_DAY_MODE])
     position = state[S_QTY]
+    if mode >= ACT_FLATTEN and position == 0.0:
+        # Flat: a flatten has done its work and becomes a halt (new orders are denied, and
+        # counted as such, from this close on).
+        state[S_MODE] = ACT_HALT if state[S_MODE] >= ACT_FLATTEN else state[S_MODE]
+        state[S_DAY_MODE] = ACT_HALT if state[S_DAY_MODE] >= ACT_FLATTEN else state[S_DAY_MODE]
+        mode = max(state[S_MODE], state[S_DAY_MODE])
     working = state[S_TARGET]
     target_side = np.sign(working)
     reason = REASON_SIGNAL
@@ -680,9 +686,6 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
             # Paused after a losing streak (decided at this bar's close): exits only.
             risk_counts[DENY_COOLDOWN] += 1
             order = -position if target_side != np.sign(position) else 0.0
-    if mode >= ACT_FLATTEN and position == 0.0:
-        state[S_MODE] = ACT_HALT if state[S_MODE] >= ACT_FLATTEN else state[S_MODE]
-        state[S_DAY_MODE] = ACT_HALT if state[S_DAY_MODE] >= ACT_FLATTEN else state[S_DAY_MODE]
     after = position + order  # what the order leaves once filled (risk may have cut it)
     if order == 0.0:
         _cancel(state)

@@ -711,6 +711,14 @@ class Simulation:
                 self.events["regime_blocked"] += 1
                 want = 0
         action = max(self.drawdown_action, self.daily_action, key=lambda a: STRICTNESS[a])
+        if action == "flatten" and held == 0:
+            # Flat at last: the flatten action becomes a halt, from this decision on (so the
+            # entries it stops are denied, and counted, as a halt's).
+            if self.drawdown_action == "flatten":
+                self.drawdown_action = "halt"
+            if self.daily_action == "flatten":
+                self.daily_action = "halt"
+            action = max(self.drawdown_action, self.daily_action, key=lambda a: STRICTNESS[a])
         if action == "flatten":
             want, reason = 0, "risk_flatten"
         if want == 0:
@@ -732,12 +740,6 @@ class Simulation:
             elif grows and close_time < self.paused_until:
                 self.events["cooldown_denied"] += 1
                 order = closing_part
-        if action == "flatten" and held == 0:
-            # Flat at last: the flatten action becomes a halt.
-            if self.drawdown_action == "flatten":
-                self.drawdown_action = "halt"
-            if self.daily_action == "flatten":
-                self.daily_action = "halt"
         if order == 0:
             self.cancel()
             return
