@@ -498,8 +498,105 @@ def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective 
         _cancel(state)
 
 
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _idle(  # noqa: PLR0913, PLR0917 - scalars only: no array references per bar
+    mode: float,
+    pending: float,
+    position: float,
+    entry_long: bool,
+    entry_short: bool,
+    exit_long: bool,
+    exit_short: bool,
+    timed_out: bool,
+    gate_open: bool,
+) -> bool:
+    """The common bar: no risk action, nothing working, no rule that would change the position.
+
+    The full rules (`_decide`) reach the same outcome; this only spares the work. (Scalar
+    arguments: an inlined function taking arrays costs reference counting on every bar.)
+    """
+    if mode != 0.0 or pending != 0.0:
+        return False
+    if position == 0.0:
+        return entry_long == entry_short
+    if position > 0.0:
+        held = not exit_long and (entry_long or not entry_short)
+    else:
+        held = not exit_short and (entry_short or not entry_long)
+    return held and not timed_out and gate_open
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _touched(  # noqa: PLR0913, PLR0917 - scalars only: no array references per bar
+    position: float,
+    stop: float,
+    best: float,
+    trail: float,
+    liq: float,
+    take: float,
+    h: float,
+    lo: float,
+) -> bool:
+    """Whether the bar reaches a protective level (stop, trailing stop, liquidation, take)."""
+    if position > 0.0:
+        return lo <= stop or lo <= best - trail or lo <= liq or h >= take
+    return h >= stop or h >= best + trail or h >= liq or lo <= take
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _mark_to_market(
+    state: np.ndarray, config: np.ndarray, ts: int, h: float, lo: float, mark_price: float
+) -> float:
+    """Step 4 (and the position's age and best price): equity at the mark, post-trade risk."""
+    cs = config[C_CONTRACT_SIZE]
+    if state[S_QTY] != 0.0:
+        state[S_BARS_IN] += 1.0
+        state[S_BEST] = max(state[S_BEST], h) if state[S_QTY] > 0.0 else min(state[S_BEST], lo)
+    equity = state[S_CASH] + unrealized_pnl(state[S_QTY], state[S_ENTRY], mark_price, cs)
+    if config[C_ISOLATED] > 0.0 and state[S_QTY] == 0.0:
+        state[S_MARGIN] = 0.0
+    if ts >= state[S_NEXT_DAY]:
+        # A new UTC day: the daily loss counts from the last close of the day before, and a
+        # daily-loss action is lifted (a drawdown action is not).
+        day = ts // DAY_MS
+        state[S_DAY] = day
+        state[S_NEXT_DAY] = (day + 1) * DAY_MS
+        state[S_DAY_START] = state[S_EQUITY]
+        state[S_DAY_MODE] = 0.0
+    state[S_EQUITY] = equity
+    state[S_PEAK] = max(state[S_PEAK], equity)
+    if config[C_DD_LIMIT] > 0.0 and equity <= state[S_PEAK] * (1.0 - config[C_DD_LIMIT]):
+        state[S_MODE] = max(state[S_MODE], config[C_DD_ACTION])
+    if config[C_DAILY_LIMIT] > 0.0 and equity <= state[S_DAY_START] * (1.0 - config[C_DAILY_LIMIT]):
+        state[S_DAY_MODE] = max(state[S_DAY_MODE], config[C_DAILY_ACTION])
+    if config[C_STREAK] > 0.0 and state[S_STREAK] >= config[C_STREAK]:
+        state[S_COOLDOWN_UNTIL] = ts + config[C_BAR_MS] + config[C_COOLDOWN_MS]
+        state[S_STREAK] = 0.0
+    state[S_PREV_HIGH] = h
+    state[S_PREV_LOW] = lo
+    return equity  # type: ignore[no-any-return]
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
+def _close_fill(
+    state: np.ndarray,
+    config: np.ndarray,
+    fills: np.ndarray,
+    bar: int,
+    c: float,
+    volume: float,
+    mark_price: float,
+) -> None:
+    """`market_price: close`: the decision's order fills at this close, then equity is marked."""
+    if config[C_FILL_AT_CLOSE] > 0.0 and state[S_PENDING] != 0.0:
+        _fill_at_close(state, config, fills, bar, c, volume)
+        state[S_EQUITY] = state[S_CASH] + unrealized_pnl(
+            state[S_QTY], state[S_ENTRY], mark_price, config[C_CONTRACT_SIZE]
+        )
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def step(  # noqa: PLR0913, PLR0917 - the engine's one step
     state: np.ndarray,
     config: np.ndarray,
     bar: int,
@@ -536,78 +633,23 @@ def step(  # noqa: C901, PLR0913, PLR0917 - the engine's one step
     if config[C_FILL_AT_CLOSE] == 0.0 and state[S_PENDING] != 0.0:
         _work_order(state, config, bar, o, h, lo, c, volume, signals, row, fills, risk_counts)
     # 3. protective levels on the bar's path
-    if state[S_QTY] != 0.0 and _levels_touched(state, h, lo):
+    if state[S_QTY] != 0.0 and _touched(
+        state[S_QTY], state[S_STOP], state[S_BEST], state[S_TRAIL], state[S_LIQ], state[S_TAKE],
+        h, lo,
+    ):  # fmt: skip
         _protect(state, config, bar, o, h, lo, signals, row, fills)
-    if state[S_QTY] != 0.0:
-        state[S_BARS_IN] += 1.0
-        state[S_BEST] = max(state[S_BEST], h) if state[S_QTY] > 0.0 else min(state[S_BEST], lo)
     # 4. mark to market, post-trade risk
-    equity = state[S_CASH] + unrealized_pnl(state[S_QTY], state[S_ENTRY], mark_price, cs)
-    if config[C_ISOLATED] > 0.0 and state[S_QTY] == 0.0:
-        state[S_MARGIN] = 0.0
-    if ts >= state[S_NEXT_DAY]:
-        # A new UTC day: the daily loss counts from the last close of the day before, and a
-        # daily-loss action is lifted (a drawdown action is not).
-        day = ts // DAY_MS
-        state[S_DAY] = day
-        state[S_NEXT_DAY] = (day + 1) * DAY_MS
-        state[S_DAY_START] = state[S_EQUITY]
-        state[S_DAY_MODE] = 0.0
-    state[S_EQUITY] = equity
-    state[S_PEAK] = max(state[S_PEAK], equity)
-    if config[C_DD_LIMIT] > 0.0 and equity <= state[S_PEAK] * (1.0 - config[C_DD_LIMIT]):
-        state[S_MODE] = max(state[S_MODE], config[C_DD_ACTION])
-    if config[C_DAILY_LIMIT] > 0.0 and equity <= state[S_DAY_START] * (1.0 - config[C_DAILY_LIMIT]):
-        state[S_DAY_MODE] = max(state[S_DAY_MODE], config[C_DAILY_ACTION])
-    if config[C_STREAK] > 0.0 and state[S_STREAK] >= config[C_STREAK]:
-        state[S_COOLDOWN_UNTIL] = ts + config[C_BAR_MS] + config[C_COOLDOWN_MS]
-        state[S_STREAK] = 0.0
-    state[S_PREV_HIGH] = h
-    state[S_PREV_LOW] = lo
+    equity = _mark_to_market(state, config, ts, h, lo, mark_price)
     # 5. the decision at this close
-    if not _nothing_to_decide(state, config, signals, row):
+    if not _idle(
+        max(state[S_MODE], state[S_DAY_MODE]), state[S_PENDING], state[S_QTY],
+        signals[SIG_ENTRY_LONG, row] == 1.0, signals[SIG_ENTRY_SHORT, row] == 1.0,
+        signals[SIG_EXIT_LONG, row] == 1.0, signals[SIG_EXIT_SHORT, row] == 1.0,
+        config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS],
+        signals[SIG_REGIME, row] == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
+    ):  # fmt: skip
         _decide(state, config, ts, c, equity, signals, row, risk_counts)
-    if config[C_FILL_AT_CLOSE] > 0.0 and state[S_PENDING] != 0.0:
-        _fill_at_close(state, config, fills, bar, c, volume)
-        state[S_EQUITY] = state[S_CASH] + unrealized_pnl(
-            state[S_QTY], state[S_ENTRY], mark_price, cs
-        )
-
-
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _nothing_to_decide(
-    state: np.ndarray, config: np.ndarray, signals: np.ndarray, row: int
-) -> bool:
-    """The common bar: no risk action, nothing working, no rule that would change the position.
-
-    The full rules (`_decide`) reach the same outcome; this only spares the work.
-    """
-    if state[S_MODE] != 0.0 or state[S_DAY_MODE] != 0.0 or state[S_PENDING] != 0.0:
-        return False
-    position = state[S_QTY]
-    entry_long = signals[SIG_ENTRY_LONG, row] == 1.0
-    entry_short = signals[SIG_ENTRY_SHORT, row] == 1.0
-    if position == 0.0:
-        return entry_long == entry_short  # type: ignore[no-any-return]
-    if position > 0.0:
-        held = signals[SIG_EXIT_LONG, row] != 1.0 and (entry_long or not entry_short)
-    else:
-        held = signals[SIG_EXIT_SHORT, row] != 1.0 and (entry_short or not entry_long)
-    timed_out = config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]
-    gate_open = signals[SIG_REGIME, row] == 1.0 or config[C_REGIME_FLATTEN] == 0.0
-    return held and not timed_out and gate_open
-
-
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _levels_touched(state: np.ndarray, h: float, lo: float) -> bool:
-    """Whether the bar reaches a protective level (stop, trailing stop, liquidation, take)."""
-    if state[S_QTY] > 0.0:
-        trail = state[S_BEST] - state[S_TRAIL]
-        return (  # type: ignore[no-any-return]
-            lo <= state[S_STOP] or lo <= trail or lo <= state[S_LIQ] or h >= state[S_TAKE]
-        )
-    trail = state[S_BEST] + state[S_TRAIL]
-    return h >= state[S_STOP] or h >= trail or h >= state[S_LIQ] or lo <= state[S_TAKE]  # type: ignore[no-any-return]
+    _close_fill(state, config, fills, bar, c, volume, mark_price)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -830,9 +872,35 @@ def run(  # noqa: PLR0913, PLR0917 - arrays of one history
     `signals` is (SIGNAL_ROWS, bars): one contiguous row per signal.
     """
     for t in range(ts.shape[0]):
-        step(
-            state, config, t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t], funding[t],
-            signals, t, fills, risk_counts,
-        )  # fmt: skip
+        position_ = state[S_QTY]
+        quiet = state[S_PENDING] == 0.0 and not (
+            np.isnan(o[t]) or np.isnan(h[t]) or np.isnan(lo[t]) or np.isnan(c[t])
+        )
+        if quiet and position_ != 0.0:
+            quiet = np.isnan(funding[t]) and not _touched(
+                position_, state[S_STOP], state[S_BEST], state[S_TRAIL], state[S_LIQ],
+                state[S_TAKE], h[t], lo[t],
+            )  # fmt: skip
+        if quiet:
+            # Most bars: steps 1-3 have nothing to do, and usually step 5 neither. Handled here
+            # without calling `step` (a call costs more than such a bar's work); the outcome is
+            # the same as `step`'s, which the property tests check bar by bar.
+            mark_price = mark[t] if not np.isnan(mark[t]) else c[t]
+            value = _mark_to_market(state, config, ts[t], h[t], lo[t], mark_price)
+            idle = _idle(
+                max(state[S_MODE], state[S_DAY_MODE]), 0.0, state[S_QTY],
+                signals[SIG_ENTRY_LONG, t] == 1.0, signals[SIG_ENTRY_SHORT, t] == 1.0,
+                signals[SIG_EXIT_LONG, t] == 1.0, signals[SIG_EXIT_SHORT, t] == 1.0,
+                config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS],
+                signals[SIG_REGIME, t] == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
+            )  # fmt: skip
+            if not idle:
+                _decide(state, config, ts[t], c[t], value, signals, t, risk_counts)
+                _close_fill(state, config, fills, t, c[t], volume[t], mark_price)
+        else:
+            step(
+                state, config, t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t],
+                funding[t], signals, t, fills, risk_counts,
+            )  # fmt: skip
         equity[t] = state[S_EQUITY]
         position[t] = state[S_QTY]
