@@ -439,29 +439,37 @@ def trades_from_fills(
 ) -> list[dict[str, Any]]:
     """Round trips from the fill list (see `trade_table`), as records."""
     table = trade_table(np.ascontiguousarray(fills, dtype=np.float64), contract_size)
-    trades: list[dict[str, Any]] = []
-    for row in table.tolist():
-        closed = row[T_EXIT_BAR] >= 0.0
-        exit_bar = int(row[T_EXIT_BAR]) if closed else None
-        trades.append(
-            {
-                "side": "long" if row[T_SIDE] > 0 else "short",
-                "contracts": row[T_CONTRACTS],
-                "entry_bar": int(row[T_ENTRY_BAR]),
-                "entry_ts": int(ts[int(row[T_ENTRY_BAR])]),
-                "entry_price": row[T_ENTRY_PRICE],
-                "notional": row[T_NOTIONAL],
-                "pnl": row[T_PNL],
-                "fees": row[T_FEES],
-                "exit_bar": exit_bar,
-                "exit_ts": int(ts[exit_bar]) if exit_bar is not None else None,
-                "exit_price": row[T_EXIT_PRICE] if closed else None,
-                "exit_reason": k.REASON_NAMES.get(int(row[T_EXIT_REASON]), "signal")
-                if closed
-                else "open",
-            }
+    if table.shape[0] == 0:
+        return []
+    entry_bar = table[:, T_ENTRY_BAR].astype(np.int64)
+    exit_bar = table[:, T_EXIT_BAR].astype(np.int64)
+    closed = exit_bar >= 0
+    entry_ts = ts[entry_bar].tolist()
+    exit_ts = np.where(closed, ts[np.clip(exit_bar, 0, None)], -1).tolist()
+    names = [k.REASON_NAMES.get(int(r), "signal") for r in table[:, T_EXIT_REASON].tolist()]
+    return [
+        {
+            "side": "long" if side > 0 else "short",
+            "contracts": contracts,
+            "entry_bar": e_bar,
+            "entry_ts": e_ts,
+            "entry_price": e_price,
+            "notional": notional,
+            "pnl": pnl,
+            "fees": fees,
+            "exit_bar": x_bar if is_closed else None,
+            "exit_ts": x_ts if is_closed else None,
+            "exit_price": x_price if is_closed else None,
+            "exit_reason": name if is_closed else "open",
+        }
+        for side, contracts, e_bar, e_ts, e_price, notional, pnl, fees, x_bar, x_ts, x_price,
+        name, is_closed in zip(
+            table[:, T_SIDE].tolist(), table[:, T_CONTRACTS].tolist(), entry_bar.tolist(),
+            entry_ts, table[:, T_ENTRY_PRICE].tolist(), table[:, T_NOTIONAL].tolist(),
+            table[:, T_PNL].tolist(), table[:, T_FEES].tolist(), exit_bar.tolist(), exit_ts,
+            table[:, T_EXIT_PRICE].tolist(), names, closed.tolist(), strict=True,
         )
-    return trades
+    ]  # fmt: skip
 
 
 def _union(clocks: list[np.ndarray]) -> np.ndarray:
