@@ -12,15 +12,13 @@ Messages never show a password from the URL: it is masked as `***`.
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -30,6 +28,7 @@ from polytrade.errors import ExitCode, PolytradeError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from alembic.config import Config
     from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_URL: Final = "sqlite:///polytrade.db"
@@ -42,7 +41,15 @@ _CONNECT_TIMEOUT_S: Final = 10
 _BEGIN_OPTION: Final = "polytrade_sqlite_begin"
 """Execution option naming how a SQLite transaction begins (BEGIN, or BEGIN IMMEDIATE)."""
 _LOCK_KEY: Final = 0x706F6C7974726164  # "polytrad": the advisory lock of schema upgrades
-_SQLITE_PRAGMAS: Final = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
+_SQLITE_PRAGMAS: Final = (
+    "busy_timeout=30000",  # first: wait for another process's lock instead of failing
+    "journal_mode=WAL",
+    "synchronous=FULL",
+    "foreign_keys=ON",
+)
+_WAL_RETRY_S: Final = 10.0
+"""Switching a new file to WAL needs a moment alone with it; SQLite does not always wait for
+that itself, so the switch is retried for up to this long when another opener holds it."""
 _PASSWORD: Final = re.compile(r"(?P<head>://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
 
 
@@ -50,6 +57,10 @@ class StoreUnavailableError(PolytradeError):
     """The store's database could not be reached or used (exit code 4, UNAVAILABLE)."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+KNOWN_REVISIONS: Final = ("0001",)
+"""The shipped migrations' revisions, oldest first (kept equal to Alembic's by a test)."""
 
 
 def mask_url(url: str) -> str:
@@ -154,6 +165,8 @@ def upgrade_schema(engine: Engine) -> None:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             if schema_revision(connection) == head:
                 return
+            from alembic import command  # noqa: PLC0415 - only when migrating
+
             config = _alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -176,33 +189,43 @@ def store_errors(engine: Engine) -> Iterator[None]:
 def schema_revision(connection: Connection) -> str | None:
     """The Alembic revision the database is at (None for an empty database).
 
+    Read with plain SQL: importing Alembic costs most of a second, and an up-to-date store
+    (every start but the first) never needs it.
+
     Raises:
         UsageError: the revision is not one this version of Polytrade knows.
     """
-    current = MigrationContext.configure(connection).get_current_revision()
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     if current is None:
         return None
-    script = ScriptDirectory.from_config(_alembic_config())
-    known = {revision.revision for revision in script.walk_revisions()}
-    if current not in known:
+    if current not in KNOWN_REVISIONS:
         url = connection.engine.url.render_as_string(hide_password=True)
         raise UsageError(
             f"the store {url} has schema revision {current}, which this version of Polytrade "
-            f"does not know (it knows {', '.join(sorted(known))}); it was written by a newer "
+            f"does not know (it knows {', '.join(KNOWN_REVISIONS)}); it was written by a newer "
             "version: upgrade Polytrade or use another store"
         )
-    return current
+    return str(current)
 
 
 def head_revision() -> str:
-    """The newest migration's revision id."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the package ships its migrations
-        raise RuntimeError(f"no Alembic migrations in {MIGRATIONS}")
-    return head
+    """The newest migration's revision id (a test keeps it equal to Alembic's own head)."""
+    return KNOWN_REVISIONS[-1]
+
+
+def script_revisions() -> list[str]:
+    """Every revision of the shipped migrations, oldest first, as Alembic reads them."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only when migrating
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config  # noqa: PLC0415 - only when migrating
+
     config = Config()
     # configparser interpolates %: a % in the path must be doubled.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
@@ -252,7 +275,15 @@ def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(f"PRAGMA {pragma}")
+            deadline = time.monotonic() + _WAL_RETRY_S
+            while True:
+                try:
+                    cursor.execute(f"PRAGMA {pragma}")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
     finally:
         cursor.close()
 

@@ -15,7 +15,12 @@ from sqlalchemy.exc import IntegrityError
 
 from polytrade.errors import ExitCode, UsageError
 from polytrade.store import StoreUnavailableError, mask_url, open_store, store_url
-from polytrade.store.database import head_revision, upgrade_schema
+from polytrade.store.database import (
+    KNOWN_REVISIONS,
+    head_revision,
+    script_revisions,
+    upgrade_schema,
+)
 from polytrade.store.models import metadata
 
 if TYPE_CHECKING:
@@ -121,6 +126,8 @@ def test_the_migrations_create_exactly_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     assert revisions(engine) == [head_revision()] == ["0001"]
+    # The revisions the store checks without importing Alembic are Alembic's own.
+    assert list(KNOWN_REVISIONS) == script_revisions()
     tables = {name for kind, name, _ in schema(engine) if kind == "table"}
     assert tables == {*metadata.tables, "alembic_version"}
 
