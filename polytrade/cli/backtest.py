@@ -62,7 +62,7 @@ def backtest(
     swept on --data.
     """
     # numba and polars take a second to import: only commands that compute load them.
-    from polytrade.cli.run_profile import _market, _with_settlements  # noqa: PLC0415
+    from polytrade.cli.run_profile import depth_curve, market, with_settlements  # noqa: PLC0415
     from polytrade.compile.plan import compile_strategy  # noqa: PLC0415
     from polytrade.data.bars import to_timeframe  # noqa: PLC0415
     from polytrade.engine import sweep as sweeps  # noqa: PLC0415
@@ -79,8 +79,8 @@ def backtest(
     points = sweeps.grid(spec)
     risk = loaded.references["spec.risk"].document
     assert isinstance(risk, Budget)  # noqa: S101 - the loader resolved it
-    base, label = _market(loaded, data, funding, strategies)
-    bars = _with_settlements(to_timeframe(base, chosen.spec.timeframe), base)
+    base, label = market(loaded, data, funding, strategies)
+    bars = with_settlements(to_timeframe(base, chosen.spec.timeframe), base)
     plan = compile_strategy(chosen)
     threads = workers or os.cpu_count() or 1
     started = time.perf_counter()
@@ -93,6 +93,7 @@ def backtest(
         [{**allocation.params, **point} for point in points],
         threads,
         allocation.allocation,
+        depth_curve(loaded),
     )
     elapsed = time.perf_counter() - started
     n_bars = int(bars["ts"].shape[0])
@@ -159,6 +160,7 @@ def _run(  # noqa: PLR0917 - the sweep's arguments, passed through
     param_sets: list[dict[str, Any]],
     workers: int,
     allocation: float,
+    depth: np.ndarray | None,
 ) -> list[SweepRow]:
     """The sweep, with a progress bar (sets done / total, ETA) on stderr."""
     from rich.progress import (  # noqa: PLC0415
@@ -194,6 +196,7 @@ def _run(  # noqa: PLR0917 - the sweep's arguments, passed through
             allocation=allocation,
             margin_mode=profile.spec.venue.margin_mode,
             progress=lambda done: bar.update(task, completed=done),
+            depth=depth,
         )
 
 

@@ -223,7 +223,7 @@ def backtest_profile(
         assert isinstance(strategy, StrategyDocument)  # noqa: S101 - the loader resolved it
         strategies.append((strategy, allocation))
     tell("loading market data")
-    base, label = _market(loaded, data, funding, strategies)
+    base, label = market(loaded, data, funding, strategies)
     depth = depth_curve(loaded)
     sleeves = []
     for strategy, allocation in strategies:
@@ -232,7 +232,7 @@ def backtest_profile(
         params: dict[str, object] = {**allocation.params}
         params.update({n: v for n, v in (overrides or {}).items() if n in plan.param_order})
         bars = to_timeframe(base, strategy.spec.timeframe)
-        bars = _with_settlements(bars, base)
+        bars = with_settlements(bars, base)
         try:
             sleeve = run_sleeve(
                 plan,
@@ -264,7 +264,7 @@ def depth_curve(loaded: LoadedSpec) -> np.ndarray | None:
     return calibrate_depth((loaded.path.parent / slippage.snapshots).resolve()).as_config()
 
 
-def _market(
+def market(
     loaded: LoadedSpec, data: Path | None, funding: Path | None, strategies: list[Any]
 ) -> tuple[Bars, str]:
     """Base bars (with funding_rate, settlement and mark columns where known) and a label."""
@@ -382,7 +382,7 @@ def _catalog_venue(catalog: Catalog, symbol: str, where: Path) -> str:
     return venues[0]
 
 
-def _with_settlements(bars: Bars, base: Bars) -> Bars:
+def with_settlements(bars: Bars, base: Bars) -> Bars:
     """Add `funding`: per bar, the rate of the settlement inside it (see funding_per_bar)."""
     from polytrade.engine.backtest import funding_per_bar  # noqa: PLC0415
 

@@ -278,15 +278,22 @@ def _fill(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one fill needs all of thes
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def maintenance_rate(config: np.ndarray, qty: float) -> float:
-    """Maintenance margin rate of a position of |qty| contracts, from the instrument's tiers."""
+def _tier_row(config: np.ndarray, qty: float) -> int:
+    """Where the tier of a position of |qty| contracts starts in `config` (-1 without tiers)."""
     size = abs(qty)
     count = int(config[C_TIER_COUNT])
     for tier in range(count):
         row = C_TIERS + TIER_WIDTH * tier
         if size <= config[row] or tier == count - 1:
-            return config[row + 1]  # type: ignore[no-any-return]
-    return config[C_MMR]  # type: ignore[no-any-return]
+            return row
+    return -1
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def maintenance_rate(config: np.ndarray, qty: float) -> float:
+    """Maintenance margin rate of a position of |qty| contracts, from the instrument's tiers."""
+    row = _tier_row(config, qty)
+    return config[row + 1] if row >= 0 else config[C_MMR]  # type: ignore[no-any-return]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -298,13 +305,8 @@ def _isolated_leverage(config: np.ndarray, qty: float) -> float:
 @njit(cache=True, error_model="numpy", nogil=True)
 def tier_leverage(config: np.ndarray, qty: float) -> float:
     """The largest leverage of a position of |qty| contracts, from the tiers (inf without)."""
-    size = abs(qty)
-    count = int(config[C_TIER_COUNT])
-    for tier in range(count):
-        row = C_TIERS + TIER_WIDTH * tier
-        if size <= config[row] or tier == count - 1:
-            return config[row + 2]  # type: ignore[no-any-return]
-    return np.inf
+    row = _tier_row(config, qty)
+    return config[row + 2] if row >= 0 else np.inf
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

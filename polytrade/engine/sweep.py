@@ -338,6 +338,7 @@ def sweep(  # noqa: PLR0913 - a backtest's whole setup, plus the grid
     allocation: float = 1.0,
     margin_mode: str = "cross",
     progress: Callable[[int], None] | None = None,
+    depth: np.ndarray | None = None,
 ) -> list[SweepRow]:
     """Backtest every parameter set on the same bars, `workers` sets at a time.
 
@@ -358,6 +359,7 @@ def sweep(  # noqa: PLR0913 - a backtest's whole setup, plus the grid
         allocation: share of the risk budget's capital (fraction).
         margin_mode: `cross` or `isolated`.
         progress: called on the calling thread with the number of sets finished so far.
+        depth: the order-book curve when the slippage model is `depth` (see `run_sleeve`).
 
     Returns:
         One row per set, in the order of `param_sets`.
@@ -392,6 +394,7 @@ def sweep(  # noqa: PLR0913 - a backtest's whole setup, plus the grid
             params=params,
             margin_mode=margin_mode,
             statistics=statistics,
+            depth=depth,
         )
         return row_of(sleeve, params)
 

@@ -164,3 +164,17 @@ def test_a_strategy_is_not_a_profile(repo: Path) -> None:
     result = invoke(repo / "strategies" / "trend_htf.yaml", "--sweep", "fast=10")
     assert isinstance(result.exception, UsageError)
     assert "not a Profile" in str(result.exception)
+
+
+def test_a_profile_with_depth_slippage_sweeps_on_its_calibrated_book(
+    profile: Path, shared_data: Path
+) -> None:
+    book = shared_data / "binance" / "BTC_USDT_PERP-book25_snapshots.parquet"
+    text = profile.read_text(encoding="utf-8")
+    text = text.replace("{model: fixed, bps: 1.0}", f"{{model: depth, snapshots: {book}}}")
+    profile.write_text(text, encoding="utf-8")
+    result = invoke(profile, "--strategy", "ema-cross", "--sweep", "fast=20,40", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert len(rows) == 2
+    assert all(row["slippage"] > 0 for row in rows)
