@@ -103,6 +103,31 @@ class Plan:
         self.module.run(state, ts, fields, out)
         return dict(zip(self.outputs, out, strict=True))
 
+    def run_into(
+        self,
+        bars: Mapping[str, np.ndarray],
+        params: Mapping[str, Any] | None,
+        out: np.ndarray,
+        index: np.ndarray,
+    ) -> None:
+        """Every output for every bar, output k into row `index[k]` of `out` (rows x bars).
+
+        What `run` computes, without its own output buffer: the engine hands its signal
+        matrix, so the outputs are written once, where the kernel reads them. An output with
+        a negative index is computed (others may depend on it) but not kept.
+        """
+        ts, fields = _inputs(bars, self.used_fields)
+        _check_spacing(ts, self.graph.base_clock * 1000)
+        if out.ndim != 2 or out.shape[1] != ts.shape[0] or not out.flags.c_contiguous:  # noqa: PLR2004
+            raise ValueError(f"out must be a C-contiguous (rows, {ts.shape[0]}) matrix")
+        rows = np.ascontiguousarray(index, dtype=np.int64)
+        if rows.shape != (len(self.outputs),) or (rows.size and rows.max() >= out.shape[0]):
+            raise ValueError(
+                f"index must give a row of out (or -1) for each of the {len(self.outputs)} outputs"
+            )
+        state = self.module.init(self.param_vector(params))
+        self.module.run_into(state, ts, fields, out, rows)
+
     def digest_many(
         self, bars: Mapping[str, np.ndarray], param_sets: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,9 @@ curves add up to the profile's.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import numpy as np
 from numba import njit
@@ -51,7 +52,8 @@ class Sleeve:
     """How often each pre-trade risk rule denied or clipped an order, by reason code."""
     costs: dict[str, float]
     liquidations: int
-    trades: list[dict[str, Any]] = field(default_factory=list)
+    trades: Sequence[dict[str, Any]] = field(default_factory=list)
+    """Round trips, as records (see `trades_from_fills`); a backtest's are built on first use."""
     bars: Mapping[str, np.ndarray] = field(default_factory=dict)
     """The bars the sleeve traded on (ts, open, high, low, close, volume; its timeframe)."""
     timeframe: str = ""
@@ -193,7 +195,20 @@ def engine_config(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one slot per line 
     return c
 
 
-def signal_rows(
+SIGNAL_OUTPUTS: Final = {
+    k.SIG_ENTRY_LONG: "entry_long",
+    k.SIG_EXIT_LONG: "exit_long",
+    k.SIG_ENTRY_SHORT: "entry_short",
+    k.SIG_EXIT_SHORT: "exit_short",
+    k.SIG_STOP_LOSS: "stops.stop_loss",
+    k.SIG_TAKE_PROFIT: "stops.take_profit",
+    k.SIG_TRAILING: "stops.trailing",
+    k.SIG_REGIME: "regime",
+}
+"""The plan output behind each rule and stop row of the signal matrix."""
+
+
+def signal_rows(  # noqa: PLR0913 - the plan, its inputs, and the statistics' settings
     plan: Plan,
     bars: Mapping[str, np.ndarray],
     params: Mapping[str, Any],
@@ -202,43 +217,46 @@ def signal_rows(
     statistics: Mapping[int, np.ndarray] | None = None,
     *,
     needed: tuple[int, ...] = (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL),
-) -> np.ndarray:
-    """The kernel's signal matrix (bars x SIGNAL_ROWS): rules, stops, market statistics.
+    fill_absent: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """The kernel's signal matrix (SIG_* rows x bars) and the mask of the rows it holds.
+
+    The plan writes the outputs the kernel reads straight into the matrix (one contiguous row
+    each; its other outputs, such as named signals, are not kept). A row the strategy does not
+    give, or a statistic not `needed`, is left unwritten and out of the mask
+    (`kernel.C_ABSENT_SIGNALS`): the kernel uses its default instead of reading it. `fill_absent`
+    writes that value into those rows anyway (tests use it to prove the kernel never reads
+    them).
 
     The slippage statistics (`realized_vol(close, lookback)`, the per-bar std of log returns,
     and `sma(volume, lookback)`) are lagged one bar: an order filled at a bar's open only knows
     the bars before it. The sizing volatility (`realized_vol(close, sizing_lookback)`) is not:
     a position is sized at the close that includes the bar.
     """
-    outputs = plan.run(bars, params)
     n = bars["ts"].shape[0]
-    rows = np.empty((k.SIGNAL_ROWS, n))  # one contiguous row per signal
-    names = {
-        k.SIG_ENTRY_LONG: "entry_long",
-        k.SIG_EXIT_LONG: "exit_long",
-        k.SIG_ENTRY_SHORT: "entry_short",
-        k.SIG_EXIT_SHORT: "exit_short",
-        k.SIG_STOP_LOSS: "stops.stop_loss",
-        k.SIG_TAKE_PROFIT: "stops.take_profit",
-        k.SIG_TRAILING: "stops.trailing",
-        k.SIG_REGIME: "regime",
-    }
-    for row, name in names.items():
-        if name in outputs:
-            rows[row] = outputs[name]
-        else:
-            rows[row] = 1.0 if row == k.SIG_REGIME else np.nan
+    rows_of = {name: row for row, name in SIGNAL_OUTPUTS.items()}
+    index = np.full(len(plan.outputs), -1, dtype=np.int64)  # -1: not kept
+    given = 0
+    for position, name in enumerate(plan.outputs):
+        if name in rows_of:
+            index[position] = rows_of[name]
+            given |= 1 << rows_of[name]
+    matrix = np.empty((k.SIGNAL_ROWS, n))  # rows not written are never touched (nor read)
+    plan.run_into(bars, params, matrix, index)
     stats = (
         statistics
         if statistics is not None
         else market_statistics(bars, lookback, sizing_lookback, needed=needed)
     )
     for row in (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL):
-        if row in stats:
-            rows[row] = stats[row]
-        else:
-            rows[row] = np.nan
-    return rows
+        if row in stats and row in needed:
+            matrix[row] = stats[row]
+            given |= 1 << row
+    if fill_absent is not None:
+        for row in range(k.SIGNAL_ROWS):
+            if not (given >> row) & 1:
+                matrix[row] = fill_absent
+    return matrix, given
 
 
 def market_statistics(
@@ -323,7 +341,7 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         spec=spec,
         depth=depth,
     )
-    signals = signal_rows(
+    signals, given = signal_rows(
         plan,
         bars,
         overrides,
@@ -332,14 +350,17 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         statistics,
         needed=needed_statistics(strategy, execution),
     )
+    config[k.C_ABSENT_SIGNALS] = k.ALL_SIGNALS & ~given
     n = bars["ts"].shape[0]
     state = k.new_state(config)
     fills = np.empty((2 * n + 16, k.FILL_COLUMNS))  # only the first S_FILLS rows are read
     risk_counts = np.zeros(len(k.RISK_CODES), dtype=np.int64)
     equity = np.empty(n)
     position = np.empty(n)
-    mark = bars.get("mark_price", np.full(n, np.nan))
-    funding = bars.get("funding", np.full(n, np.nan))
+    # Without a mark price the kernel marks at the close, and without funding nothing settles:
+    # the close stands in for the mark and an empty array for the rates (no NaN-filled copies).
+    mark = bars.get("mark_price", bars["close"])
+    funding = bars.get("funding", np.empty(0))
     k.run(
         state, config, bars["ts"], bars["open"], bars["high"], bars["low"], bars["close"],
         bars["volume"], mark, funding, signals, fills, risk_counts, equity, position,
@@ -366,7 +387,7 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         bars={n: np.asarray(bars[n]) for n in ("ts", "open", "high", "low", "close", "volume")},
         timeframe=strategy.spec.timeframe,
     )
-    sleeve.trades = trades_from_fills(used, np.asarray(bars["ts"]), spec.contract_size)
+    sleeve.trades = TradeList(trade_table(used, spec.contract_size), np.asarray(bars["ts"]))
     return sleeve
 
 
@@ -434,11 +455,55 @@ def trade_table(fills: np.ndarray, contract_size: float) -> np.ndarray:
     return out[:count]
 
 
+class TradeList(Sequence[dict[str, Any]]):
+    """The round trips of a trade table (`trade_table`), as records built on first use.
+
+    A backtest always has its trade table (numba, cheap); the records (`trades_from_fills`)
+    cost about a microsecond per trade in Python, so they are built only when something reads
+    them: a sweep, which needs the PnLs alone, reads `table`.
+    """
+
+    def __init__(self, table: np.ndarray, ts: np.ndarray) -> None:
+        self.table = table
+        self._ts = ts
+        self._records: list[dict[str, Any]] | None = None
+
+    def _built(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            self._records = _records(self.table, self._ts)
+        return self._records
+
+    def __len__(self) -> int:
+        return int(self.table.shape[0])
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self._built()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, like a list
+
+    def closed_pnls(self) -> np.ndarray:
+        """PnL of each closed round trip (USDT, fees in, funding out), in order."""
+        closed: np.ndarray = self.table[self.table[:, T_EXIT_BAR] >= 0, T_PNL]
+        return closed
+
+
 def trades_from_fills(
     fills: np.ndarray, ts: np.ndarray, contract_size: float
 ) -> list[dict[str, Any]]:
     """Round trips from the fill list (see `trade_table`), as records."""
-    table = trade_table(np.ascontiguousarray(fills, dtype=np.float64), contract_size)
+    return _records(trade_table(np.ascontiguousarray(fills, dtype=np.float64), contract_size), ts)
+
+
+def _records(table: np.ndarray, ts: np.ndarray) -> list[dict[str, Any]]:
     if table.shape[0] == 0:
         return []
     entry_bar = table[:, T_ENTRY_BAR].astype(np.int64)

@@ -59,8 +59,13 @@ SIGNAL_ROWS = 11
     C_MAX_ORDER_NOTIONAL, C_MAX_LEVERAGE, C_DAILY_LIMIT, C_DAILY_ACTION, C_DD_LIMIT, C_DD_ACTION,
     C_STREAK, C_COOLDOWN_MS, C_REGIME_FLATTEN, C_BAR_MS, C_PERIODS_PER_YEAR, C_TICK,
     C_EXEC_STYLE, C_LIMIT_OFFSET_BPS, C_LIMIT_TIMEOUT, C_LIMIT_FALLBACK, C_LIMIT_TOUCH,
-    C_EXEC_WINDOW, C_EXEC_SLICES, C_TIER_COUNT, C_TIERS,
-) = range(41)  # fmt: skip
+    C_EXEC_WINDOW, C_EXEC_SLICES, C_ABSENT_SIGNALS, C_TIER_COUNT, C_TIERS,
+) = range(42)  # fmt: skip
+ALL_SIGNALS = (1 << SIGNAL_ROWS) - 1
+"""C_ABSENT_SIGNALS is a bit mask of the SIG_* rows the signal matrix does not hold (bit SIG_x
+set: row x is not filled; 0, the default, means every row is). An absent row is never read:
+it has its default instead (1.0 for the regime gate, NaN for the others), so a backtest need
+not write whole rows of defaults."""
 MAX_TIERS = 8
 """Risk-limit tiers: from C_TIERS, MAX_TIERS rows of (largest |position| in contracts,
 maintenance margin rate, largest leverage); C_TIER_COUNT rows are used, the last one is
@@ -138,7 +143,15 @@ TICK_NOISE = 1e-6
 
 def new_state(config: np.ndarray) -> np.ndarray:
     """The state before the first bar: all cash, flat, no order, trading allowed."""
-    state = np.zeros(STATE_SIZE)
+    state = np.empty(STATE_SIZE)
+    reset_state(state, config)
+    return state
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def reset_state(state: np.ndarray, config: np.ndarray) -> None:
+    """`state` (STATE_SIZE slots) set to the state before the first bar (see `new_state`)."""
+    state[:] = 0.0
     state[S_CASH] = config[C_CAPITAL]
     state[S_PEAK] = config[C_CAPITAL]
     state[S_DAY] = -1.0
@@ -157,7 +170,14 @@ def new_state(config: np.ndarray) -> np.ndarray:
     state[S_PREV_HIGH] = np.nan
     state[S_PREV_LOW] = np.nan
     state[S_LIMIT_PRICE] = np.nan
-    return state
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def signal(signals: np.ndarray, config: np.ndarray, which: int, row: int) -> float:
+    """Signal `which` (a SIG_* row) at column `row`, or its default when the row is absent."""
+    if (int(config[C_ABSENT_SIGNALS]) >> which) & 1:
+        return 1.0 if which == SIG_REGIME else np.nan
+    return signals[which, row]  # type: ignore[no-any-return]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -423,8 +443,8 @@ def _work_order(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - the venue's
             config,
             qty / slices,
             arrival,
-            signals[SIG_VOL, row],
-            signals[SIG_AVG_VOLUME, row],
+            signal(signals, config, SIG_VOL, row),
+            signal(signals, config, SIG_AVG_VOLUME, row),
             state[S_PREV_HIGH] - state[S_PREV_LOW],
         )
         price = arrival * (1.0 + np.sign(qty) * slip)
@@ -467,9 +487,13 @@ def _protect(  # noqa: PLR0913, PLR0917 - the bar's path against the protective 
     if stop_first:
         level = min(o, stop) if long else max(o, stop)
         slip = _slippage_fraction(
-            config, position, level, signals[SIG_VOL, row], signals[SIG_AVG_VOLUME, row],
+            config,
+            position,
+            level,
+            signal(signals, config, SIG_VOL, row),
+            signal(signals, config, SIG_AVG_VOLUME, row),
             state[S_PREV_HIGH] - state[S_PREV_LOW],
-        )  # fmt: skip
+        )
         price = level * (1.0 - np.sign(position) * slip)
         _fill(
             state, config, fills, bar, -position, price, config[C_TAKER_BPS],
@@ -645,10 +669,12 @@ def step(  # noqa: PLR0913, PLR0917 - the engine's one step
     # 5. the decision at this close
     if not _idle(
         max(state[S_MODE], state[S_DAY_MODE]), state[S_PENDING], state[S_QTY],
-        signals[SIG_ENTRY_LONG, row] == 1.0, signals[SIG_ENTRY_SHORT, row] == 1.0,
-        signals[SIG_EXIT_LONG, row] == 1.0, signals[SIG_EXIT_SHORT, row] == 1.0,
+        signal(signals, config, SIG_ENTRY_LONG, row) == 1.0,
+        signal(signals, config, SIG_ENTRY_SHORT, row) == 1.0,
+        signal(signals, config, SIG_EXIT_LONG, row) == 1.0,
+        signal(signals, config, SIG_EXIT_SHORT, row) == 1.0,
         config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS],
-        signals[SIG_REGIME, row] == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
+        signal(signals, config, SIG_REGIME, row) == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
     ):  # fmt: skip
         _decide(state, config, ts, c, equity, signals, row, risk_counts)
     _close_fill(state, config, fills, bar, c, volume, mark_price)
@@ -681,10 +707,10 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     working = state[S_TARGET]
     target_side = np.sign(working)
     reason = REASON_SIGNAL
-    entry_long = signals[SIG_ENTRY_LONG, row] == 1.0
-    entry_short = signals[SIG_ENTRY_SHORT, row] == 1.0
-    exit_long = signals[SIG_EXIT_LONG, row] == 1.0
-    exit_short = signals[SIG_EXIT_SHORT, row] == 1.0
+    entry_long = signal(signals, config, SIG_ENTRY_LONG, row) == 1.0
+    entry_short = signal(signals, config, SIG_ENTRY_SHORT, row) == 1.0
+    exit_long = signal(signals, config, SIG_EXIT_LONG, row) == 1.0
+    exit_short = signal(signals, config, SIG_EXIT_SHORT, row) == 1.0
     if (working > 0.0 and (exit_long or (entry_short and not entry_long))) or (
         working < 0.0 and (exit_short or (entry_long and not entry_short))
     ):
@@ -699,7 +725,7 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
     if position != 0.0 and config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS]:
         target_side = 0.0
         reason = REASON_TIME
-    if signals[SIG_REGIME, row] != 1.0:  # the regime gate is shut (or unknown)
+    if signal(signals, config, SIG_REGIME, row) != 1.0:  # the regime gate is shut (or unknown)
         if config[C_REGIME_FLATTEN] > 0.0:
             if position != 0.0:
                 reason = REASON_REGIME
@@ -755,9 +781,9 @@ def _decide(  # noqa: C901, PLR0912, PLR0913, PLR0915, PLR0917 - rules, sizing, 
             state[S_LIMIT_PRICE] = to_tick(c * (1.0 + offset), config[C_TICK], 1.0)
     if after != 0.0 and np.sign(after) != np.sign(position):
         # Levels of the new position, measured from this close (where the signal fired).
-        stop_distance = signals[SIG_STOP_LOSS, row]
-        take_distance = signals[SIG_TAKE_PROFIT, row]
-        trail_distance = signals[SIG_TRAILING, row]
+        stop_distance = signal(signals, config, SIG_STOP_LOSS, row)
+        take_distance = signal(signals, config, SIG_TAKE_PROFIT, row)
+        trail_distance = signal(signals, config, SIG_TRAILING, row)
         side = np.sign(after)
         state[S_NEXT_STOP] = c - side * stop_distance if stop_distance > 0.0 else np.nan
         state[S_NEXT_TAKE] = c + side * take_distance if take_distance > 0.0 else np.nan
@@ -820,11 +846,11 @@ def _size(  # noqa: C901 - one branch per sizing method and cap
     elif method == SIZE_FIXED_NOTIONAL:
         wanted = config[C_SIZE_A]
     elif method == SIZE_VOL_TARGET:
-        vol = signals[SIG_SIZE_VOL, row] * np.sqrt(config[C_PERIODS_PER_YEAR])
+        vol = signal(signals, config, SIG_SIZE_VOL, row) * np.sqrt(config[C_PERIODS_PER_YEAR])
         wanted = config[C_SIZE_A] / vol * equity if vol > 0.0 else 0.0
         wanted = min(wanted, config[C_SIZE_B] * equity)
     else:
-        distance = signals[SIG_STOP_LOSS, row]
+        distance = signal(signals, config, SIG_STOP_LOSS, row)
         if not distance > 0.0:
             risk_counts[DENY_NO_STOP] += 1
             return 0.0
@@ -852,6 +878,178 @@ def _size(  # noqa: C901 - one branch per sizing method and cap
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def _quiet_stretch(  # noqa: C901, PLR0913, PLR0915, PLR0917 - one history's arrays, as locals
+    state: np.ndarray,
+    config: np.ndarray,
+    start: int,
+    ts: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    mark: np.ndarray,
+    funding: np.ndarray,
+    signals: np.ndarray,
+    equity: np.ndarray,
+    position: np.ndarray,
+) -> int:
+    """Bars `start`.. while they are quiet and idle; returns the first bar it did not take.
+
+    A quiet, idle bar only marks to market: no funding, no working order, no protective level
+    touched, no new day, no decision. Most bars are such bars. Here they run on local scalars
+    (the state vector is read once and written once per stretch), doing exactly the arithmetic
+    of `_mark_to_market` and `_idle` in the same order, so the outcome is bit for bit `step`'s,
+    which the property tests check bar by bar. A bar that is not such a bar is left untouched
+    for the caller.
+    """
+    n = ts.shape[0]
+    settles = funding.shape[0] > 0
+    if state[S_PENDING] != 0.0 or start >= n:
+        return start
+    if config[C_STREAK] > 0.0 and state[S_STREAK] >= config[C_STREAK]:
+        return start  # a cooldown starts at this bar's mark
+    cs = config[C_CONTRACT_SIZE]
+    qty, entry, cash = state[S_QTY], state[S_ENTRY], state[S_CASH]
+    stop, take, trail, liq = state[S_STOP], state[S_TAKE], state[S_TRAIL], state[S_LIQ]
+    bars_in, best, value = state[S_BARS_IN], state[S_BEST], state[S_EQUITY]
+    peak, mode, day_mode = state[S_PEAK], state[S_MODE], state[S_DAY_MODE]
+    day_start, next_day = state[S_DAY_START], state[S_NEXT_DAY]
+    prev_high, prev_low = state[S_PREV_HIGH], state[S_PREV_LOW]
+    dd_limit, dd_action = config[C_DD_LIMIT], config[C_DD_ACTION]
+    daily_limit, daily_action = config[C_DAILY_LIMIT], config[C_DAILY_ACTION]
+    max_bars = config[C_MAX_BARS]
+    absent = int(config[C_ABSENT_SIGNALS])
+    has_entry_long = (absent >> SIG_ENTRY_LONG) & 1 == 0
+    has_entry_short = (absent >> SIG_ENTRY_SHORT) & 1 == 0
+    has_exit_long = (absent >> SIG_EXIT_LONG) & 1 == 0
+    has_exit_short = (absent >> SIG_EXIT_SHORT) & 1 == 0
+    # Without a regime row the gate is open (its default is 1.0).
+    regime_free = config[C_REGIME_FLATTEN] == 0.0 or (absent >> SIG_REGIME) & 1 == 1
+    if config[C_ISOLATED] > 0.0 and qty == 0.0:
+        state[S_MARGIN] = 0.0
+    t = start
+    while t < n:
+        hi, low, close = h[t], lo[t], c[t]
+        if np.isnan(o[t]) or np.isnan(hi) or np.isnan(low) or np.isnan(close):
+            break
+        if ts[t] >= next_day:
+            break
+        if qty != 0.0 and (
+            (settles and not np.isnan(funding[t]))
+            or _touched(qty, stop, best, trail, liq, take, hi, low)
+        ):
+            break
+        mark_price = mark[t] if not np.isnan(mark[t]) else close
+        new_bars_in, new_best = bars_in, best
+        if qty != 0.0:
+            new_bars_in = bars_in + 1.0
+            new_best = max(best, hi) if qty > 0.0 else min(best, low)
+        new_value = cash + unrealized_pnl(qty, entry, mark_price, cs)
+        new_peak = max(peak, new_value)
+        new_mode, new_day_mode = mode, day_mode
+        if dd_limit > 0.0 and new_value <= new_peak * (1.0 - dd_limit):
+            new_mode = max(new_mode, dd_action)
+        if daily_limit > 0.0 and new_value <= day_start * (1.0 - daily_limit):
+            new_day_mode = max(new_day_mode, daily_action)
+        if not _idle(
+            max(new_mode, new_day_mode), 0.0, qty,
+            has_entry_long and signals[SIG_ENTRY_LONG, t] == 1.0,
+            has_entry_short and signals[SIG_ENTRY_SHORT, t] == 1.0,
+            has_exit_long and signals[SIG_EXIT_LONG, t] == 1.0,
+            has_exit_short and signals[SIG_EXIT_SHORT, t] == 1.0,
+            max_bars > 0.0 and new_bars_in >= max_bars,
+            regime_free or signals[SIG_REGIME, t] == 1.0,
+        ):  # fmt: skip
+            break
+        bars_in, best, value, peak = new_bars_in, new_best, new_value, new_peak
+        mode, day_mode, prev_high, prev_low = new_mode, new_day_mode, hi, low
+        equity[t] = value
+        position[t] = qty
+        t += 1
+    state[S_BARS_IN], state[S_BEST], state[S_EQUITY], state[S_PEAK] = bars_in, best, value, peak
+    state[S_MODE], state[S_DAY_MODE] = mode, day_mode
+    state[S_PREV_HIGH], state[S_PREV_LOW] = prev_high, prev_low
+    return t
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run_block(  # noqa: PLR0913, PLR0917 - arrays of one stretch of history
+    state: np.ndarray,
+    config: np.ndarray,
+    first: int,
+    ts: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    volume: np.ndarray,
+    mark: np.ndarray,
+    funding: np.ndarray,
+    signals: np.ndarray,
+    fills: np.ndarray,
+    risk_counts: np.ndarray,
+    equity: np.ndarray,
+    position: np.ndarray,
+) -> None:
+    """`run` over a stretch of history whose first bar is bar `first` of the whole.
+
+    Arrays hold the stretch only (signals, equity and position too, indexed from 0); fills
+    record whole-history bar numbers. Calling it on consecutive stretches with the same state
+    gives what one `run` over their concatenation gives (the population evaluator feeds
+    history a cache-sized stretch at a time).
+
+    `signals` is (SIGNAL_ROWS, bars): one contiguous row per signal. `mark` may be the close
+    itself when there is no mark price (what a NaN mark means); `funding` may be empty when
+    nothing settles (all NaN).
+    """
+    n = ts.shape[0]
+    settles = funding.shape[0] > 0
+    t = 0
+    while t < n:
+        t = _quiet_stretch(
+            state, config, t, ts, o, h, lo, c, mark, funding, signals, equity, position
+        )
+        if t >= n:
+            break
+        position_ = state[S_QTY]
+        rate = funding[t] if settles else np.nan
+        quiet = state[S_PENDING] == 0.0 and not (
+            np.isnan(o[t]) or np.isnan(h[t]) or np.isnan(lo[t]) or np.isnan(c[t])
+        )
+        if quiet and position_ != 0.0:
+            quiet = np.isnan(rate) and not _touched(
+                position_, state[S_STOP], state[S_BEST], state[S_TRAIL], state[S_LIQ],
+                state[S_TAKE], h[t], lo[t],
+            )  # fmt: skip
+        if quiet:
+            # Most bars: steps 1-3 have nothing to do, and usually step 5 neither. Handled here
+            # without calling `step` (a call costs more than such a bar's work); the outcome is
+            # the same as `step`'s, which the property tests check bar by bar.
+            mark_price = mark[t] if not np.isnan(mark[t]) else c[t]
+            value = _mark_to_market(state, config, ts[t], h[t], lo[t], mark_price)
+            idle = _idle(
+                max(state[S_MODE], state[S_DAY_MODE]), 0.0, state[S_QTY],
+                signal(signals, config, SIG_ENTRY_LONG, t) == 1.0,
+                signal(signals, config, SIG_ENTRY_SHORT, t) == 1.0,
+                signal(signals, config, SIG_EXIT_LONG, t) == 1.0,
+                signal(signals, config, SIG_EXIT_SHORT, t) == 1.0,
+                config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS],
+                signal(signals, config, SIG_REGIME, t) == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
+            )  # fmt: skip
+            if not idle:
+                _decide(state, config, ts[t], c[t], value, signals, t, risk_counts)
+                _close_fill(state, config, fills, first + t, c[t], volume[t], mark_price)
+        else:
+            step(
+                state, config, first + t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t],
+                rate, signals, t, fills, risk_counts,
+            )  # fmt: skip
+        equity[t] = state[S_EQUITY]
+        position[t] = state[S_QTY]
+        t += 1
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def run(  # noqa: PLR0913, PLR0917 - arrays of one history
     state: np.ndarray,
     config: np.ndarray,
@@ -871,38 +1069,11 @@ def run(  # noqa: PLR0913, PLR0917 - arrays of one history
 ) -> None:
     """The backtest: `step` over every bar; per-bar equity and position into the outputs.
 
-    `signals` is (SIGNAL_ROWS, bars): one contiguous row per signal.
+    `signals` is (SIGNAL_ROWS, bars): one contiguous row per signal. `mark` may be the close
+    itself when there is no mark price (what a NaN mark means); `funding` may be empty when
+    nothing settles (all NaN).
     """
-    for t in range(ts.shape[0]):
-        position_ = state[S_QTY]
-        quiet = state[S_PENDING] == 0.0 and not (
-            np.isnan(o[t]) or np.isnan(h[t]) or np.isnan(lo[t]) or np.isnan(c[t])
-        )
-        if quiet and position_ != 0.0:
-            quiet = np.isnan(funding[t]) and not _touched(
-                position_, state[S_STOP], state[S_BEST], state[S_TRAIL], state[S_LIQ],
-                state[S_TAKE], h[t], lo[t],
-            )  # fmt: skip
-        if quiet:
-            # Most bars: steps 1-3 have nothing to do, and usually step 5 neither. Handled here
-            # without calling `step` (a call costs more than such a bar's work); the outcome is
-            # the same as `step`'s, which the property tests check bar by bar.
-            mark_price = mark[t] if not np.isnan(mark[t]) else c[t]
-            value = _mark_to_market(state, config, ts[t], h[t], lo[t], mark_price)
-            idle = _idle(
-                max(state[S_MODE], state[S_DAY_MODE]), 0.0, state[S_QTY],
-                signals[SIG_ENTRY_LONG, t] == 1.0, signals[SIG_ENTRY_SHORT, t] == 1.0,
-                signals[SIG_EXIT_LONG, t] == 1.0, signals[SIG_EXIT_SHORT, t] == 1.0,
-                config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS],
-                signals[SIG_REGIME, t] == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
-            )  # fmt: skip
-            if not idle:
-                _decide(state, config, ts[t], c[t], value, signals, t, risk_counts)
-                _close_fill(state, config, fills, t, c[t], volume[t], mark_price)
-        else:
-            step(
-                state, config, t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t],
-                funding[t], signals, t, fills, risk_counts,
-            )  # fmt: skip
-        equity[t] = state[S_EQUITY]
-        position[t] = state[S_QTY]
+    run_block(
+        state, config, 0, ts, o, h, lo, c, volume, mark, funding, signals, fills, risk_counts,
+        equity, position,
+    )  # fmt: skip

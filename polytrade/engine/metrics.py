@@ -193,6 +193,47 @@ def compute_metrics(
     )
 
 
+@dataclass(frozen=True)
+class PathMetrics:
+    """The return metrics of a day path (see `day_path`), as `compute_metrics` gives them.
+
+    Attributes:
+        total_return: last / first value - 1 (fraction).
+        sharpe: annualised Sharpe ratio of the daily returns (365 a year).
+        max_drawdown: largest fall from a running peak of the path (positive fraction).
+    """
+
+    total_return: float
+    sharpe: float
+    max_drawdown: float
+
+
+def path_metrics(path: npt.ArrayLike) -> PathMetrics:
+    """Total return, Sharpe and max drawdown of a day path, exactly as `compute_metrics`.
+
+    `path` is what `day_path` gives: the first equity value, then each calendar day's close
+    (USDT), with ruin already applied (zero from the first bar at or below zero).
+    """
+    curve = np.asarray(path, dtype=np.float64)
+    returns = returns_from_equity(curve)
+    drawdown, _ = _drawdowns(curve, np.arange(curve.size, dtype=np.float64))
+    return PathMetrics(
+        total_return=float(curve[-1] / curve[0]) - 1.0,
+        sharpe=_sharpe(returns, float(YEAR_DAYS)),
+        max_drawdown=drawdown,
+    )
+
+
+def day_path(equity: npt.ArrayLike, ts_ms: npt.ArrayLike) -> FloatArray:
+    """The first equity value, then the equity at each UTC day close (one per calendar day).
+
+    A day without a bar carries the previous close; equity at or below zero ruins the account
+    from that bar on (as `compute_metrics` reads a curve).
+    """
+    curve, ts = _checked_curve(equity, ts_ms)
+    return _day_path(_ruined(curve), ts)
+
+
 def returns_from_equity(equity: npt.ArrayLike) -> FloatArray:
     """Simple return of each step, equity[i] / equity[i - 1] - 1 (fraction; n - 1 values).
 

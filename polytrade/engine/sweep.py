@@ -1,10 +1,11 @@
 """Parameter sweeps: one strategy backtested over a grid of parameter sets, in threads.
 
 A grid is written `fast=10:50:5,slow=100,200,300` (inclusive `start:stop:step` ranges and
-comma lists) or kept in a YAML file. Every set is backtested by `run_sleeve`, exactly as one
-backtest would be; the numba kernels release the GIL, so threads run the sets side by side
-on the same bars (no pickling, no copies). Rows come back in grid order whatever the order
-in which the sets finish.
+comma lists) or kept in a YAML file. The sets run through the population evaluator
+(`polytrade.engine.population`): the same kernel, configuration and signals as a single
+backtest (`run_sleeve`), so a row is what that backtest gives, with the sets of a worker in
+one compiled loop and the workers' threads sharing the bars (no pickling, no copies). Rows
+come back in grid order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -21,12 +21,10 @@ import numpy as np
 
 from polytrade.compile.plan import ParamError
 from polytrade.engine.backtest import (
-    market_statistics,
-    run_sleeve,
-    sizing_lookback,
-    slippage_lookback,
+    TradeList,
 )
-from polytrade.engine.metrics import compute_metrics
+from polytrade.engine.metrics import compute_metrics, path_metrics
+from polytrade.engine.population import SUMMARY, evaluate
 from polytrade.errors import SpecError, UsageError
 from polytrade.spec.models.strategy import BoolParam, ChoiceParam, FloatParam, IntParam
 from polytrade.spec.semantics import check_param_value, did_you_mean
@@ -380,62 +378,48 @@ def sweep(  # noqa: PLR0913 - a backtest's whole setup, plus the grid
             raise UsageError(f"parameter set {number} ({_describe(params)}): {exc}") from exc
     if not sets:
         return []
-    # Volatility and average volume do not depend on the params: computed once for all sets.
-    statistics = market_statistics(bars, slippage_lookback(execution), sizing_lookback(strategy))
-
-    def one(params: dict[str, Any]) -> SweepRow:
-        sleeve = run_sleeve(
-            plan,
-            strategy,
-            risk,
-            execution,
-            bars,
-            allocation=allocation,
-            params=params,
-            margin_mode=margin_mode,
-            statistics=statistics,
-            depth=depth,
+    vectors = np.stack([plan.param_vector(params) for params in sets])
+    population = evaluate(
+        plan,
+        strategy,
+        risk,
+        execution,
+        bars,
+        vectors,
+        workers=workers,
+        allocation=allocation,
+        margin_mode=margin_mode,
+        depth=depth,
+        progress=progress,
+    )
+    paths = population.day_paths(np.asarray(bars["ts"]))
+    rows = []
+    for index, params in enumerate(sets):
+        metrics = path_metrics(paths[index])
+        summary = population.summary[index]
+        rows.append(
+            SweepRow(
+                params=dict(params),
+                final_equity=float(summary[SUMMARY.index("final_equity")]),
+                total_return=metrics.total_return,
+                sharpe=metrics.sharpe,
+                max_drawdown=metrics.max_drawdown,
+                trades=int(summary[SUMMARY.index("trades")]),
+                fees=float(summary[SUMMARY.index("fees")]),
+                funding=float(summary[SUMMARY.index("funding")]),
+                slippage=float(summary[SUMMARY.index("slippage")]),
+            )
         )
-        return row_of(sleeve, params)
-
-    rows: list[SweepRow | None] = [None] * len(sets)
-    rows[0] = one(sets[0])
-    if progress is not None:
-        progress(1)
-    if len(sets) > 1:
-        _run_pool(one, sets, rows, workers, progress)
-    return [row for row in rows if row is not None]
-
-
-def _run_pool(
-    one: Callable[[dict[str, Any]], SweepRow],
-    sets: list[dict[str, Any]],
-    rows: list[SweepRow | None],
-    workers: int,
-    progress: Callable[[int], None] | None,
-) -> None:
-    """Sets 1.. on a thread pool; results into `rows` by index."""
-    done = 1
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
-        futures: dict[Future[SweepRow], int] = {
-            pool.submit(one, sets[i]): i for i in range(1, len(sets))
-        }
-        try:
-            for future in as_completed(futures):
-                rows[futures[future]] = future.result()
-                done += 1
-                if progress is not None:
-                    progress(done)
-        except BaseException:
-            # Ctrl-C or a failed set: drop the sets not started instead of waiting for them.
-            for future in futures:
-                future.cancel()
-            raise
+    return rows
 
 
 def row_of(sleeve: Sleeve, params: Mapping[str, Any]) -> SweepRow:
     """A sweep row from one backtested sleeve (metrics as `polytrade run` computes them)."""
-    closed = np.array([t["pnl"] for t in sleeve.trades if t["exit_reason"] != "open"])
+    trades = sleeve.trades
+    if isinstance(trades, TradeList):
+        closed = trades.closed_pnls()
+    else:
+        closed = np.array([t["pnl"] for t in trades if t["exit_reason"] != "open"])
     metrics = compute_metrics(
         sleeve.equity,
         sleeve.ts,
