@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from numba import njit
@@ -19,10 +19,15 @@ from numba import njit
 from polytrade.core.instruments import Instrument, instrument
 from polytrade.core.timeframes import timeframe_seconds
 from polytrade.engine import kernel as k
+from polytrade.engine.driver import (
+    driver,
+    market_arrays,
+    plan_fields,
+    signal_buffer,
+    signal_layout,
+)
 from polytrade.engine.metrics import Metrics, compute_metrics
 from polytrade.errors import UsageError
-from polytrade.signals.evaluate import evaluate
-from polytrade.signals.registry import operators
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -195,109 +200,6 @@ def engine_config(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one slot per line 
     return c
 
 
-SIGNAL_OUTPUTS: Final = {
-    k.SIG_ENTRY_LONG: "entry_long",
-    k.SIG_EXIT_LONG: "exit_long",
-    k.SIG_ENTRY_SHORT: "entry_short",
-    k.SIG_EXIT_SHORT: "exit_short",
-    k.SIG_STOP_LOSS: "stops.stop_loss",
-    k.SIG_TAKE_PROFIT: "stops.take_profit",
-    k.SIG_TRAILING: "stops.trailing",
-    k.SIG_REGIME: "regime",
-}
-"""The plan output behind each rule and stop row of the signal matrix."""
-
-
-def signal_rows(  # noqa: PLR0913 - the plan, its inputs, and the statistics' settings
-    plan: Plan,
-    bars: Mapping[str, np.ndarray],
-    params: Mapping[str, Any],
-    lookback: int,
-    sizing_lookback: int | None = None,
-    statistics: Mapping[int, np.ndarray] | None = None,
-    *,
-    needed: tuple[int, ...] = (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL),
-    fill_absent: float | None = None,
-) -> tuple[np.ndarray, int]:
-    """The kernel's signal matrix (SIG_* rows x bars) and the mask of the rows it holds.
-
-    The plan writes the outputs the kernel reads straight into the matrix (one contiguous row
-    each; its other outputs, such as named signals, are not kept). A row the strategy does not
-    give, or a statistic not `needed`, is left unwritten and out of the mask
-    (`kernel.C_ABSENT_SIGNALS`): the kernel uses its default instead of reading it. `fill_absent`
-    writes that value into those rows anyway (tests use it to prove the kernel never reads
-    them).
-
-    The slippage statistics (`realized_vol(close, lookback)`, the per-bar std of log returns,
-    and `sma(volume, lookback)`) are lagged one bar: an order filled at a bar's open only knows
-    the bars before it. The sizing volatility (`realized_vol(close, sizing_lookback)`) is not:
-    a position is sized at the close that includes the bar.
-    """
-    n = bars["ts"].shape[0]
-    rows_of = {name: row for row, name in SIGNAL_OUTPUTS.items()}
-    index = np.full(len(plan.outputs), -1, dtype=np.int64)  # -1: not kept
-    given = 0
-    for position, name in enumerate(plan.outputs):
-        if name in rows_of:
-            index[position] = rows_of[name]
-            given |= 1 << rows_of[name]
-    matrix = np.empty((k.SIGNAL_ROWS, n))  # rows not written are never touched (nor read)
-    plan.run_into(bars, params, matrix, index)
-    stats = (
-        statistics
-        if statistics is not None
-        else market_statistics(bars, lookback, sizing_lookback, needed=needed)
-    )
-    for row in (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL):
-        if row in stats and row in needed:
-            matrix[row] = stats[row]
-            given |= 1 << row
-    if fill_absent is not None:
-        for row in range(k.SIGNAL_ROWS):
-            if not (given >> row) & 1:
-                matrix[row] = fill_absent
-    return matrix, given
-
-
-def market_statistics(
-    bars: Mapping[str, np.ndarray],
-    lookback: int,
-    sizing_lookback: int | None = None,
-    *,
-    needed: tuple[int, ...] = (k.SIG_VOL, k.SIG_AVG_VOLUME, k.SIG_SIZE_VOL),
-) -> dict[int, np.ndarray]:
-    """The signal rows that do not depend on a strategy's params (a sweep computes them once).
-
-    Slippage statistics lagged one bar; the sizing volatility not (see `signal_rows`). Only
-    the `needed` rows are computed (the others stay NaN: nothing reads them).
-    """
-    ops = operators()
-    out: dict[int, np.ndarray] = {}
-    if k.SIG_VOL in needed:
-        out[k.SIG_VOL] = _lagged(evaluate(ops["realized_vol"], [bars["close"]], [lookback]))
-    if k.SIG_AVG_VOLUME in needed:
-        out[k.SIG_AVG_VOLUME] = _lagged(evaluate(ops["sma"], [bars["volume"]], [lookback]))
-    if k.SIG_SIZE_VOL in needed:
-        out[k.SIG_SIZE_VOL] = evaluate(
-            ops["realized_vol"], [bars["close"]], [sizing_lookback or lookback]
-        )
-    return out
-
-
-def needed_statistics(strategy: StrategyDocument, execution: ExecutionModel) -> tuple[int, ...]:
-    """Which market statistics the kernel reads for this strategy and execution model."""
-    needed: list[int] = []
-    if execution.slippage.model == "sqrt_impact":
-        needed += [k.SIG_VOL, k.SIG_AVG_VOLUME]
-    if strategy.spec.sizing.method == "vol_target":
-        needed.append(k.SIG_SIZE_VOL)
-    return tuple(needed)
-
-
-def _lagged(x: np.ndarray) -> np.ndarray:
-    return np.concatenate([[np.nan], x[:-1]]) if x.size else x
-
-
 def funding_per_bar(
     ts: np.ndarray, bar_ms: int, settlements: np.ndarray, rates: np.ndarray
 ) -> np.ndarray:
@@ -327,6 +229,7 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
     """Backtest one strategy on bars of its timeframe (with `funding` and `mark` if known).
 
     `statistics`: the param-free signal columns (`market_statistics`) when already computed.
+    The plan and the kernel run chunk by chunk in the strategy's compiled loop (`driver`).
     """
     overrides = dict(params or {})
     vector = dict(zip(plan.param_order, plan.param_vector(overrides), strict=True))
@@ -341,29 +244,18 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         spec=spec,
         depth=depth,
     )
-    signals, given = signal_rows(
-        plan,
-        bars,
-        overrides,
-        slippage_lookback(execution),
-        sizing_lookback(strategy),
-        statistics,
-        needed=needed_statistics(strategy, execution),
-    )
-    config[k.C_ABSENT_SIGNALS] = k.ALL_SIGNALS & ~given
+    layout = signal_layout(plan, strategy, execution, bars, statistics)
+    config[k.C_ABSENT_SIGNALS] = layout.absent
     n = bars["ts"].shape[0]
     state = k.new_state(config)
     fills = np.empty((2 * n + 16, k.FILL_COLUMNS))  # only the first S_FILLS rows are read
     risk_counts = np.zeros(len(k.RISK_CODES), dtype=np.int64)
     equity = np.empty(n)
     position = np.empty(n)
-    # Without a mark price the kernel marks at the close, and without funding nothing settles:
-    # the close stands in for the mark and an empty array for the rates (no NaN-filled copies).
-    mark = bars.get("mark_price", bars["close"])
-    funding = bars.get("funding", np.empty(0))
-    k.run(
-        state, config, bars["ts"], bars["open"], bars["high"], bars["low"], bars["close"],
-        bars["volume"], mark, funding, signals, fills, risk_counts, equity, position,
+    driver(plan).run_one(
+        plan.param_vector(overrides), config, state, *market_arrays(bars), plan_fields(plan, bars),
+        layout.statistics, layout.stat_rows, layout.index, signal_buffer(), fills,
+        risk_counts, equity, position,
     )  # fmt: skip
     used = fills[: int(state[k.S_FILLS])]
     costs = {
@@ -389,20 +281,6 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
     )
     sleeve.trades = TradeList(trade_table(used, spec.contract_size), np.asarray(bars["ts"]))
     return sleeve
-
-
-def sizing_lookback(strategy: StrategyDocument) -> int | None:
-    """Bars behind the sizing volatility (vol_target sizing only)."""
-    sizing = strategy.spec.sizing
-    return int(sizing.lookback_bars) if sizing.method == "vol_target" else None
-
-
-def slippage_lookback(execution: ExecutionModel) -> int:
-    """Bars behind the slippage statistics (volatility, average volume)."""
-    slippage = execution.slippage
-    if slippage.model == "sqrt_impact":
-        return int(slippage.volume_lookback_bars)
-    return 96
 
 
 TRADE_COLUMNS = 10

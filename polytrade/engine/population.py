@@ -15,41 +15,32 @@ its own backtest gives (a test holds them to each other). What differs is the bo
 
 from __future__ import annotations
 
-import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import jinja2
 import numpy as np
 
-from polytrade.compile.codegen import FIELD_ORDER
 from polytrade.core.instruments import instrument
 from polytrade.engine import kernel as k
-from polytrade.engine.backtest import (
-    SIGNAL_OUTPUTS,
-    engine_config,
-    market_statistics,
-    needed_statistics,
-    sizing_lookback,
-    slippage_lookback,
+from polytrade.engine.backtest import engine_config
+from polytrade.engine.driver import (
+    driver,
+    market_arrays,
+    plan_fields,
+    signal_buffer,
+    signal_layout,
 )
 from polytrade.errors import UsageError
-from polytrade.signals import cache_root, code_fingerprint
-from polytrade.signals.generated import load_generated
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from types import ModuleType
 
     from polytrade.compile.plan import Plan
     from polytrade.spec.models import RiskBudgetDocument, StrategyDocument
     from polytrade.spec.models.profile import ExecutionModel
 
-CHUNK_BARS: Final = 8192
-"""Bars per chunk: the chunk's signals and equity stay in the core's cache (~200 KB)."""
 BATCH_SETS: Final = 32
 """Most sets per call of the compiled loop: they share each chunk of bars read from memory
 (progress is reported between calls)."""
@@ -68,13 +59,6 @@ SUMMARY: Final = (
 """Columns of `Population.summary` (USDT, except counts and the first bar at or below zero
 equity, -1 when none)."""
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,  # noqa: S701 - Python source, not HTML
-)
-
 
 @dataclass(frozen=True)
 class Population:
@@ -83,12 +67,14 @@ class Population:
     Attributes:
         samples: the bars at which equity was kept (indices into the bars, increasing).
         equity: (sets, samples) equity after each sampled bar, USDT.
+        opened: (sets, samples) round trips opened up to each sampled bar (inclusive).
         summary: (sets, len(SUMMARY)) one row per set, columns as SUMMARY.
         risk: (sets, len(kernel.RISK_CODES)) denied and clipped orders by reason code.
     """
 
     samples: np.ndarray
     equity: np.ndarray
+    opened: np.ndarray
     summary: np.ndarray
     risk: np.ndarray
 
@@ -127,13 +113,6 @@ def day_closes(ts: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     last = np.flatnonzero(np.append(days[1:] != days[:-1], values=True))
     return np.concatenate(([0], last)).astype(np.int64)
-
-
-def driver(plan: Plan) -> ModuleType:
-    """The compiled population loop for `plan` (generated once, cached on disk by numba)."""
-    source = _TEMPLATES.get_template("population.py.j2").render(plan_module=plan.module.__name__)
-    key = hashlib.sha256((source + code_fingerprint()).encode()).hexdigest()[:24]
-    return load_generated(cache_root() / "plans", f"polytrade_population_{key}", source)
 
 
 def evaluate(  # noqa: PLR0913 - a backtest's whole setup, plus the population
@@ -188,16 +167,12 @@ def evaluate(  # noqa: PLR0913 - a backtest's whole setup, plus the population
         plan, strategy, risk, execution, sets,
         allocation=allocation, margin_mode=margin_mode, depth=depth,
     )  # fmt: skip
-    index, absent, stat_rows, statistics = _signal_layout(plan, strategy, execution, bars, n)
-    configs[:, k.C_ABSENT_SIGNALS] = absent
-    fields = _fields(plan, bars, n)
-    market = (
-        ts,
-        *(np.ascontiguousarray(bars[name], dtype=np.float64) for name in _BAR_FIELDS),
-        np.ascontiguousarray(bars.get("mark_price", bars["close"]), dtype=np.float64),
-        np.ascontiguousarray(bars.get("funding", np.empty(0)), dtype=np.float64),
-    )
+    layout = signal_layout(plan, strategy, execution, bars)
+    configs[:, k.C_ABSENT_SIGNALS] = layout.absent
+    fields = plan_fields(plan, bars)
+    market = market_arrays(bars)
     equity = np.empty((count, where.shape[0]))
+    opened = np.empty((count, where.shape[0]))
     summary = np.empty((count, len(SUMMARY)))
     risk_counts = np.zeros((count, len(k.RISK_CODES)), dtype=np.int64)
     loop = driver(plan).evaluate
@@ -208,16 +183,14 @@ def evaluate(  # noqa: PLR0913 - a backtest's whole setup, plus the population
 
     def work(a: int, b: int) -> int:
         loop(
-            sets[a:b], configs[a:b], *market, fields, statistics, stat_rows, index, where,
-            CHUNK_BARS, risk_counts[a:b], equity[a:b], summary[a:b],
+            sets[a:b], configs[a:b], *market, fields, layout.statistics, layout.stat_rows,
+            layout.index, where, signal_buffer(), risk_counts[a:b], equity[a:b],
+            opened[a:b], summary[a:b],
         )  # fmt: skip
         return b - a
 
     _run_batches(work, batches, workers, progress)
-    return Population(where, equity, summary, risk_counts)
-
-
-_BAR_FIELDS: Final = ("open", "high", "low", "close", "volume")
+    return Population(where, equity, opened, summary, risk_counts)
 
 
 def _run_batches(
@@ -246,51 +219,6 @@ def _run_batches(
             for future in futures:
                 future.cancel()
             raise
-
-
-def _fields(plan: Plan, bars: Mapping[str, np.ndarray], n: int) -> tuple[np.ndarray, ...]:
-    """The 8 field arrays the plan reads (FIELD_ORDER; those it does not read are empty)."""
-    out = []
-    for name in FIELD_ORDER:
-        if name in plan.used_fields and name in bars:
-            out.append(np.ascontiguousarray(bars[name], dtype=np.float64))
-        elif name in plan.used_fields:
-            out.append(np.full(n, math.nan))
-        else:
-            out.append(np.empty(0))
-    return tuple(out)
-
-
-def _signal_layout(
-    plan: Plan,
-    strategy: StrategyDocument,
-    execution: ExecutionModel,
-    bars: Mapping[str, np.ndarray],
-    n: int,
-) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """Where the signals go: the plan's output rows, the absent-row mask, the statistics.
-
-    Returns (row of each plan output, -1 when not kept; kernel.C_ABSENT_SIGNALS; the SIG_*
-    rows of the market statistics; those statistics, one row each).
-    """
-    rows_of = {name: row for row, name in SIGNAL_OUTPUTS.items()}
-    index = np.array([rows_of.get(name, -1) for name in plan.outputs], dtype=np.int64)
-    given = 0
-    for row in index[index >= 0]:
-        given |= 1 << int(row)
-    stats = market_statistics(
-        bars,
-        slippage_lookback(execution),
-        sizing_lookback(strategy),
-        needed=needed_statistics(strategy, execution),
-    )
-    stat_rows = np.array(sorted(stats), dtype=np.int64)
-    for row in stat_rows:
-        given |= 1 << int(row)
-    statistics = (
-        np.stack([stats[int(row)] for row in stat_rows]) if stat_rows.size else np.empty((0, n))
-    )
-    return index, k.ALL_SIGNALS & ~given, stat_rows, statistics
 
 
 def _configs(  # noqa: PLR0913 - one configuration per set

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from polytrade.compile.plan import compile_strategy
-from polytrade.engine import population
+from polytrade.engine import driver, population
 from polytrade.engine.backtest import run_sleeve
 from polytrade.engine.metrics import compute_metrics, day_path, path_metrics
 from polytrade.engine.population import SUMMARY, day_closes, evaluate
@@ -100,6 +100,9 @@ def test_each_set_of_a_population_is_its_own_backtest(market: Market, case: Case
         for cost in ("fees", "funding", "slippage", "turnover"):
             assert summary[cost] == sleeve.costs[cost], cost
         assert summary["trades"] == len(sleeve.trades)
+        entries = np.sort([trade["entry_bar"] for trade in sleeve.trades])
+        opened = np.searchsorted(entries, result.samples, side="right")
+        np.testing.assert_array_equal(result.opened[row], opened)
         assert summary["fills"] == len(sleeve.fills)
         assert summary["liquidations"] == sleeve.liquidations
         ruined = np.flatnonzero(sleeve.equity <= 0)
@@ -126,7 +129,7 @@ def test_how_history_is_chunked_does_not_change_a_result(
 ) -> None:
     case = next(case for case in CASES if case.margin_mode == "isolated")
     plan, document, risk, model, bars, vectors, result, _ = run_both(market, case)
-    monkeypatch.setattr(population, "CHUNK_BARS", chunk)
+    monkeypatch.setattr(driver, "CHUNK_BARS", chunk)
     monkeypatch.setattr(population, "BATCH_SETS", 1)
     again = evaluate(plan, document, risk, model, bars, vectors, margin_mode=case.margin_mode)
     np.testing.assert_array_equal(again.equity, result.equity)

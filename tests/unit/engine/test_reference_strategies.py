@@ -25,7 +25,7 @@ import pytest
 
 from polytrade.compile.plan import compile_strategy
 from polytrade.data.bars import attach_funding, read_bars, read_funding, to_timeframe
-from polytrade.engine import backtest
+from polytrade.engine import backtest, driver
 from polytrade.engine import kernel as k
 from polytrade.engine.backtest import funding_per_bar, run_sleeve
 from polytrade.spec import SpecLoader
@@ -459,16 +459,13 @@ def test_engine_keeps_to_the_rules_where_it_once_departed(market: Market, case: 
 def test_the_kernel_never_reads_a_signal_row_the_strategy_does_not_give(
     market: Market, case: Case, sentinel: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Rows a strategy does not give are left unwritten (kernel.C_SIGNALS): filled here with a
-    # value that would open positions (1.0 in an entry row) or shut the regime gate (0.0), the
-    # run must not change.
+    # Rows a strategy does not give are never written (kernel.C_ABSENT_SIGNALS): filled here
+    # with a value that would open positions (1.0 in an entry row) or shut the regime gate
+    # (0.0), the run must not change.
     sleeve, _ = run_case(market, case)
-    plain = backtest.signal_rows
-
-    def filled(*args: Any, **kwargs: Any) -> tuple[np.ndarray, int]:
-        return plain(*args, **kwargs, fill_absent=sentinel)
-
-    monkeypatch.setattr(backtest, "signal_rows", filled)
+    monkeypatch.setattr(
+        backtest, "signal_buffer", lambda: np.full((k.SIGNAL_ROWS, driver.CHUNK_BARS), sentinel)
+    )
     again, _ = run_case(market, case)
     np.testing.assert_array_equal(again.fills, sleeve.fills)
     np.testing.assert_array_equal(again.equity, sleeve.equity)
