@@ -11,6 +11,7 @@ import typer
 from polytrade.cli import (
     backtest,
     data,
+    evolve,
     new,
     operators,
     run_profile,
@@ -40,6 +41,7 @@ app.command(name="validate", epilog=EXIT_CODES_HELP)(validate.validate)
 app.command(name="signals", epilog=EXIT_CODES_HELP)(signals.signals)
 app.command(name="run", epilog=EXIT_CODES_HELP)(run_profile.run)
 app.command(name="backtest", epilog=EXIT_CODES_HELP)(backtest.backtest)
+app.command(name="evolve", epilog=EXIT_CODES_HELP)(evolve.evolve)
 app.command(name="operators")(operators.operators)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")

@@ -19,6 +19,11 @@ Conventions:
 - `sleeve` is the sleeve's position in the profile (0-based): two sleeves may run the same
   strategy, so its name is not a key.
 
+Evolutions are kept as one `evolution` row with its generations (search statistics and the
+checkpoint a resume continues from), its trials (every genome evaluated, for the deflated
+Sharpe ratio's trial count) and its candidates (the promoted few, with their gate results).
+A trial's out-of-sample returns are a `values` blob like a curve's.
+
 Series blobs (see `encode_ts` / `encode_values`): `ts` is the zlib-compressed little-endian
 int64 first value and successive differences (regular bars compress to almost nothing);
 `values` is the zlib-compressed little-endian float64 values.
@@ -35,7 +40,16 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Double, ForeignKey, MetaData
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    MetaData,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -219,6 +233,106 @@ class RunSeries(StoreTable, table=True):
     """Bar open times, ms: zlib(int64 LE of the first value and the differences)."""
     values: bytes
     """zlib(float64 LE); equity in USDT, position in signed contracts."""
+
+
+def _evolution_fk(*, primary_key: bool = True) -> Any:  # noqa: ANN401 - sqlmodel's Field returns Any
+    return Field(
+        sa_column_args=[ForeignKey("evolution.id", ondelete="CASCADE")],
+        primary_key=primary_key,
+        max_length=32,
+    )
+
+
+class Evolution(StoreTable, table=True):
+    """One evolution of a strategy's params: what it searched, on what data, and how it ended."""
+
+    __tablename__ = "evolution"
+
+    id: str = Field(primary_key=True, max_length=32)
+    """uuid4 as 32 lowercase hex digits."""
+    created_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    """When it started (UTC)."""
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When it finished or failed (UTC); NULL while running."""
+    name: str
+    """The Evolution spec's metadata.name."""
+    strategy_name: str
+    """The evolved Strategy's metadata.name."""
+    spec_hash: str = Field(max_length=80)
+    data_fingerprint: str = Field(max_length=80)
+    data_label: str
+    code_version: str
+    seed: int = Field(sa_type=BigInteger)
+    """The search's seed."""
+    status: str = Field(max_length=16)
+    """`running`, `finished` or `failed`."""
+    config: dict[str, Any] = Field(sa_type=JSON)
+    """The Evolution spec as data."""
+    summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    """What it found, written when it finished or failed; NULL while running."""
+
+
+class EvolutionGeneration(StoreTable, table=True):
+    """One generation of an evolution: its statistics and the search state after it."""
+
+    __tablename__ = "evolution_generation"
+
+    evolution_id: str = _evolution_fk()
+    generation: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    """When it was saved (UTC)."""
+    stats: dict[str, Any] = Field(sa_type=JSON)
+    """Best and median of each objective, evaluations, cache hits, seconds."""
+    checkpoint: dict[str, Any] = Field(sa_type=JSON)
+    """The search state a resume continues from (opaque to the store)."""
+
+
+class Trial(StoreTable, table=True):
+    """One evaluated genome: its params, objective values and out-of-sample returns.
+
+    `id` only orders trials by insertion; a trial is named by (evolution, kind, key), and the
+    unique index on those also finds an evolution's trials of one kind (its leading columns).
+    """
+
+    __tablename__ = "trial"
+    __table_args__ = (UniqueConstraint("evolution_id", "kind", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    evolution_id: str = _evolution_fk(primary_key=False)
+    key: str = Field(max_length=64)
+    """sha256 hex of the canonical params (`Genome.key`)."""
+    kind: str = Field(max_length=16)
+    """`evolution`, `lockbox`, `neighbour` or `stress`."""
+    generation: int
+    params: dict[str, Any] = Field(sa_type=JSON)
+    objectives: dict[str, Any] = Field(sa_type=JSON)
+    """Metric name to value (null when it could not be measured)."""
+    points: int
+    """Number of returns (checked when decoded)."""
+    returns: bytes
+    """Per-period out-of-sample returns (fractions): zlib(float64 LE)."""
+    periods_per_year: float = Field(sa_type=Double)
+    sharpe: float | None = Field(default=None, sa_type=Double)
+    """Per-period Sharpe ratio of `returns` (not annualised); NULL when undefined."""
+
+
+class Candidate(StoreTable, table=True):
+    """One candidate an evolution put forward, ranked, with its promotion gates' verdict."""
+
+    __tablename__ = "candidate"
+
+    evolution_id: str = _evolution_fk()
+    rank: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    """Position in the ranking: lower is better."""
+    key: str = Field(max_length=64)
+    params: dict[str, Any] = Field(sa_type=JSON)
+    verdict: str = Field(max_length=8)
+    """`pass` or `fail`."""
+    gates: list[dict[str, Any]] = Field(sa_type=JSON)
+    """Each gate: {name, value, threshold, passed, note}."""
+    metrics: dict[str, Any] = Field(sa_type=JSON)
+    strategy_path: str | None = None
+    """Where its Strategy YAML was written; NULL when it was not."""
 
 
 def encode_ts(ts: npt.ArrayLike) -> bytes:

@@ -15,12 +15,42 @@ from polytrade.spec.models.strategy import StrategySpec
 API_VERSION: Final = "polytrade/v1"
 
 
+class GateRecord(SpecModel):
+    """One promotion gate as an evolved strategy passed it."""
+
+    name: str = Field(description="The gate, e.g. lockbox_psr.")
+    value: float | None = Field(
+        description="What was measured, in the gate's unit: a probability, a ratio, a t-stat or "
+        "years (null: not measurable)."
+    )
+    threshold: str = Field(description="The rule it was held to, e.g. '>= 0.9'.")
+    passed: bool | None = Field(description="Whether it held (null: shown only).")
+
+
+class Lineage(SpecModel):
+    """Where an evolved strategy came from: enough to reproduce the evolution that made it."""
+
+    parent: str = Field(description="The strategy spec that was evolved (path as given).")
+    parent_spec_hash: str = Field(description="sha256 of the evolution's spec files.")
+    evolution_id: str = Field(description="The evolution's id in the store.")
+    generation: int = Field(ge=0, description="Generations the search ran.")
+    seed: int = Field(ge=0, description="The evolution's seed.")
+    data_fingerprint: str = Field(description="sha256 of the data evolution ran on.")
+    data: str = Field(description="What the data was (synthetic, catalog, file).")
+    code_version: str = Field(description="Polytrade's version when it was evolved.")
+    genome_key: str = Field(description="sha256 of the evolved params.")
+    gates: Items[GateRecord] = Field((), description="Every promotion gate, as measured.")
+
+
 class Metadata(SpecModel):
     """Who a document is: its name, what it is for, and tags to find it by."""
 
     name: Name = Field(description="Unique name of the document within its kind.")
     description: str = Field("", max_length=2000, description="What it is for, in a sentence.")
     tags: Items[Name] = Field((), description="Labels for search and grouping.")
+    lineage: Lineage | None = Field(
+        None, description="Set on strategies written by `polytrade evolve`: their origin."
+    )
 
 
 class _Document(SpecModel):

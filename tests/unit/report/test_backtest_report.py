@@ -211,7 +211,7 @@ def test_a_quiet_sleeve_says_it_made_no_trade_and_had_no_denial(backtest: Backte
 
 def test_long_trade_lists_show_the_first_and_last_rows(backtest: BacktestResult) -> None:
     sleeve = backtest.sleeves[0]
-    many = sleeve.trades * (2 * TRADE_ROWS // len(sleeve.trades) + 2)
+    many = list(sleeve.trades) * (2 * TRADE_ROWS // len(sleeve.trades) + 2)
     crowded = dataclasses.replace(backtest, sleeves=[dataclasses.replace(sleeve, trades=many)])
     page = render_backtest_report(crowded, title="Many trades")
     hidden = len(many) - 2 * TRADE_ROWS

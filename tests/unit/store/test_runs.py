@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from polytrade.engine.backtest import BacktestResult
 
 PARAMS = {"channel": 40, "stop_atr": 2.5}
+RUN_TABLES = {name: t for name, t in metadata.tables.items() if name.split("_")[0] == "run"}
+"""The run and its children (the store's other tables have no run_id)."""
 
 
 def save(engine: Engine, result: BacktestResult, profile: str = "backtest") -> str:
@@ -41,7 +43,7 @@ def rows_of(engine: Engine, run_id: str) -> dict[str, int]:
     """How many rows each table holds for `run_id`."""
     counts = {}
     with engine.connect() as connection:
-        for name, table in metadata.tables.items():
+        for name, table in RUN_TABLES.items():
             key = table.c.id if name == "run" else table.c.run_id
             query = select(func.count()).select_from(table).where(key == run_id)
             counts[name] = connection.execute(query).scalar_one()
@@ -158,7 +160,7 @@ def test_a_failure_in_the_middle_of_a_save_leaves_nothing(
         save(engine, backtest)
     # The run, its sleeves and its fills were inserted before the trades failed: all gone.
     with engine.connect() as connection:
-        for name, table in metadata.tables.items():
+        for name, table in RUN_TABLES.items():
             key = table.c.id if name == "run" else table.c.run_id
             others = connection.execute(select(key).where(key != kept)).all()
             assert others == [], name
