@@ -317,8 +317,10 @@ def write_report(
     metrics = evolution.metrics
     candidates = []
     for finalist in outcome.finalists:
-        oos = np.concatenate(([1.0], np.cumprod(1.0 + finalist.oos_returns)))
-        lockbox = np.concatenate(([1.0], np.cumprod(1.0 + finalist.lockbox_returns)))
+        # Equity of the budget's capital compounding the days' returns (USDT).
+        capital = evolution.capital
+        oos = capital * np.concatenate(([1.0], np.cumprod(1.0 + finalist.oos_returns)))
+        lockbox = capital * np.concatenate(([1.0], np.cumprod(1.0 + finalist.lockbox_returns)))
         candidates.append(
             report.CandidateView(
                 rank=finalist.rank,
@@ -359,9 +361,14 @@ def write_report(
                 median=dict(zip(metrics, _numbers(record.median), strict=True)),
                 evaluations=record.evaluations,
                 cache_hits=record.cache_hits,
-                seconds=0.0,
+                seconds=seconds,
             )
-            for number, record in enumerate(search.history, start=1)
+            for number, (record, seconds) in enumerate(
+                zip(
+                    search.history, _padded(outcome.generation_seconds, search.history), strict=True
+                ),
+                start=1,
+            )
         ],
         population=[
             {
@@ -394,6 +401,11 @@ def _equity_times(days: Any) -> Any:  # noqa: ANN401 - numpy arrays
     if days.size == 0:
         return np.zeros(1, dtype=np.int64)
     return np.concatenate(([days[0]], days + 86_400_000 - 1))
+
+
+def _padded(seconds: list[float], history: list[Any]) -> list[float]:
+    """One time per generation of the history (NaN where none was recorded)."""
+    return [*seconds[: len(history)], *[math.nan] * (len(history) - len(seconds))]
 
 
 def _numbers(values: Any) -> list[float]:  # noqa: ANN401 - a tuple of floats or None

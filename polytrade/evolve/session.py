@@ -56,6 +56,8 @@ class Outcome:
     trials_raw: int
     trials_effective: int
     seconds: float
+    generation_seconds: list[float] = dataclasses.field(default_factory=list)
+    """Wall time of each generation (a resumed run keeps the times of the killed one)."""
 
     def summary(self) -> dict[str, Any]:
         """The summary event: every candidate with its gate verdicts."""
@@ -175,6 +177,12 @@ def run_evolution(  # noqa: PLR0913 - the run's whole setup
         ],
     )
     effective = int(finalists[0].metrics["trials_effective"]) if finalists else 0
+    stored = records.load_evolution(engine, evolution_id)
+    timings = [
+        float(g.stats.get("seconds", math.nan))
+        for g in stored.generations
+        if g.stats.get("event") == "generation"
+    ]
     outcome = Outcome(
         evolution_id=evolution_id,
         finalists=finalists,
@@ -185,6 +193,7 @@ def run_evolution(  # noqa: PLR0913 - the run's whole setup
         trials_raw=len(judged) + len(finalists),
         trials_effective=effective,
         seconds=time.perf_counter() - started,
+        generation_seconds=timings,
     )
     if write_report is not None:
         outcome = dataclasses.replace(outcome, report=write_report(outcome, search))
