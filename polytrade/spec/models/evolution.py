@@ -143,10 +143,12 @@ class Gates(SpecModel):
 
 
 class LocalBackend(SpecModel):
-    """Evaluate on this machine with a process pool."""
+    """Evaluate on this machine: threads of the population evaluator (they share the bars)."""
 
     type: Literal["local"] = Field(description="Evaluation backend.")
-    workers: int | None = Field(None, ge=1, description="Worker processes; omit for all cores.")
+    workers: int | None = Field(
+        None, ge=1, description="Threads evaluating genomes, count; omit for all cores."
+    )
 
 
 class DaskBackend(SpecModel):
