@@ -19,6 +19,7 @@ from polytrade.cli import (
     schema,
     signals,
     validate,
+    validate_run,
 )
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode, PolytradeError
@@ -42,6 +43,7 @@ app.command(name="signals", epilog=EXIT_CODES_HELP)(signals.signals)
 app.command(name="run", epilog=EXIT_CODES_HELP)(run_profile.run)
 app.command(name="backtest", epilog=EXIT_CODES_HELP)(backtest.backtest)
 app.command(name="evolve", epilog=EXIT_CODES_HELP)(evolve.evolve)
+app.command(name="validate-run", epilog=EXIT_CODES_HELP)(validate_run.validate_run)
 app.command(name="operators")(operators.operators)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")

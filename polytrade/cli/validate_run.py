@@ -49,6 +49,8 @@ MIN_TRL_CONFIDENCE: Final = 0.95
 SPA_LEVEL: Final = 0.05
 """The SPA p-value at or below which the run beats cash beyond luck (G9's threshold)."""
 
+_UNUSUAL: Final = 0.05
+"""A permutation share this close to 0 or 1 marks the actual order of days as unusual."""
 _STORE_HELP = "Store URL: sqlite:///path.db or postgresql://user:password@host/database."
 _SHARPE_FIGURES: Final = ("sharpe", "psr", "min_track_record_days", "dsr")
 _RESAMPLED_FIGURES: Final = ("bootstrap", "permutation", "spa")
@@ -69,8 +71,8 @@ _GATE_NAMES: Final = {
     "bootstrap_p5_drawdown": "bootstrap p5 max drawdown",
 }
 _NOT_RECORDED: Final = (
-    "not recorded: the run does not record its risk budget's max drawdown "
-    "(give --max-drawdown, e.g. 0.15, to check it)"
+    "not checked: the run does not record its risk budget's max drawdown; give "
+    "--max-drawdown (0.15 is 15%) to check it"
 )
 
 
@@ -207,10 +209,21 @@ class RunValidation:
                 "upper": self.spa.upper,
             },
             "not_computed": dict(self.not_computed),
+            "notes": self._notes(),
             "gates": [gate.as_dict() for gate in self.gates()],
             "verdict": self.verdict(),
         }
-        return _strict_json(document)
+        strict: dict[str, Any] = _strict_json(document)
+        return strict
+
+    def _notes(self) -> dict[str, str]:
+        """What a null figure that was computed means (JSON has no infinity)."""
+        if math.isinf(self.min_track_record_days):
+            return {
+                "min_track_record_days": "infinite: with a Sharpe ratio at or below 0, no "
+                "track record shows skill"
+            }
+        return {}
 
     def _trials_note(self) -> str:
         if self.trials == 1:
@@ -287,9 +300,7 @@ def assess_returns(
         missing.update(dict.fromkeys(_SHARPE_FIGURES, no_sharpe))
 
     no_resampling = no_sharpe or (
-        f"{days} days of returns; resampling needs at least {MIN_DAYS}"
-        if days < MIN_DAYS
-        else None
+        f"{days} days of returns; resampling needs at least {MIN_DAYS}" if days < MIN_DAYS else None
     )
     if no_resampling is None:
         boot = b.stationary_bootstrap(series, paths=paths, seed=seed)
@@ -314,6 +325,7 @@ def validate_run(
         help="Run id or its first 6+ hex digits (see polytrade runs list).",
         show_default=False,
     ),
+    *,
     store: str | None = typer.Option(
         None, "--store", envvar=STORE_ENV, help=_STORE_HELP, show_default=DEFAULT_URL
     ),
@@ -422,10 +434,21 @@ def _print_validation(run: StoredRun, checked: RunValidation) -> None:
         table.add_row(escape(figure), escape(value), escape(reading))
     stdout.print(table)
     stdout.print()
+    gates = Table(
+        title="Promotion gates (overfitting.md 5.B)", title_justify="left", box=None, pad_edge=False
+    )
+    gates.add_column("")
+    gates.add_column("gate")
+    gates.add_column("value", justify="right", no_wrap=True)
+    gates.add_column("rule", no_wrap=True)
+    gates.add_column("result")
     for gate in checked.gates():
-        stdout.print(escape(_gate_line(gate, checked.drawdown_limit)))
-    colour = {"pass": "green", "fail": "red"}.get(checked.verdict(), "yellow")
-    stdout.print(f"Verdict: [{colour}]{checked.verdict()}[/{colour}]. {escape(_summary(checked))}")
+        gates.add_row(*(escape(cell) for cell in _gate_row(gate, checked.drawdown_limit)))
+    stdout.print(gates)
+    stdout.print()
+    verdict = checked.verdict()
+    colour = {"pass": "green", "fail": "red"}.get(verdict, "yellow")
+    stdout.print(f"Verdict: [bold {colour}]{verdict}[/] ({escape(_summary(checked))})")
 
 
 def _rows(run: StoredRun, checked: RunValidation) -> list[tuple[str, str, str]]:
@@ -457,20 +480,18 @@ def _rows(run: StoredRun, checked: RunValidation) -> list[tuple[str, str, str]]:
     if checked.permutation_drawdown is not None:
         bands = checked.permutation_drawdown
         worse = checked.permutation_worse
-        if worse > 1 - SPA_LEVEL:
+        if worse > 1 - _UNUSUAL:
             luck = "the actual order was kind: expect deeper falls"
-        elif worse < SPA_LEVEL:
+        elif worse < _UNUSUAL:
             luck = "the actual order was harsh"
         else:
             luck = "the actual drawdown is typical of these returns"
-        rows.append(
-            (
-                "permutation max DD p5 / p50 / p95",
-                f"{bands.p5:.1%} / {bands.p50:.1%} / {bands.p95:.1%}",
-                f"the same {days:,} days in {checked.paths:,} random orders: {worse:.0%} of "
-                f"them fall deeper than the actual {checked.max_drawdown:.1%}; {luck}",
-            )
+        reading = (
+            f"the same {days:,} days in {checked.paths:,} random orders: {worse:.0%} of them "
+            f"fall deeper than the actual {checked.max_drawdown:.1%}; {luck}"
         )
+        shown = f"{bands.p5:.1%} / {bands.p50:.1%} / {bands.p95:.1%}"
+        rows.append(("permutation max DD p5 / p50 / p95", shown, reading))
     if checked.spa is not None:
         test = checked.spa
         meaning = (
@@ -478,14 +499,10 @@ def _rows(run: StoredRun, checked: RunValidation) -> list[tuple[str, str, str]]:
             if test.consistent <= SPA_LEVEL
             else f"above {SPA_LEVEL:g}: not told apart from cash"
         )
-        rows.append(
-            (
-                "SPA p-value vs cash",
-                f"{test.consistent:.3f}",
-                f"Hansen's consistent p (lower {test.lower:.3f}, upper {test.upper:.3f}); "
-                f"{meaning}",
-            )
+        reading = (
+            f"Hansen's consistent p (lower {test.lower:.3f}, upper {test.upper:.3f}); {meaning}"
         )
+        rows.append(("SPA p-value vs cash", f"{test.consistent:.3f}", reading))
     # Figures that share a reason share one row, so a short run reads as one sentence.
     reasons: dict[str, list[str]] = {}
     for key, why in missing.items():
@@ -501,11 +518,11 @@ def _sharpe_rows(checked: RunValidation) -> list[tuple[str, str, str]]:
         trl = ("never", "with a Sharpe ratio at or below 0, no track record shows skill")
     else:
         enough = "long enough" if days >= needed else f"{math.ceil(needed) - days:,} days short"
-        trl = (
-            f"{math.ceil(needed):,} days",
+        reading = (
             f"days needed for {MIN_TRL_CONFIDENCE:.0%} confidence that the Sharpe ratio is "
-            f"above 0; the run has {days:,}: {enough}",
+            f"above 0; the run has {days:,}: {enough}"
         )
+        trl = (f"{math.ceil(needed):,} days", reading)
     if checked.trials == 1:
         deflation = (
             "1 trial: nothing to deflate, the DSR equals PSR(0); give --trials N for the "
@@ -556,17 +573,19 @@ def _bootstrap_rows(checked: RunValidation) -> list[tuple[str, str, str]]:
     ]
 
 
-def _gate_line(gate: GateResult, limit: float | None) -> str:
+def _gate_row(gate: GateResult, limit: float | None) -> tuple[str, str, str, str, str]:
+    """Mark, gate, value, rule and result of one gate, as the gates table shows them."""
     name = _GATE_NAMES[gate.name]
-    if gate.value is None:
-        return f"  - {name} {gate.threshold}: not measured, {gate.note}"
     drawdown = gate.name == "bootstrap_p5_drawdown"
+    rule = gate.threshold
+    if drawdown:
+        rule = "<= budget" if limit is None else f"<= {limit:.1%}"
+    if gate.value is None:
+        return "-", name, "n/a", rule, f"not measured: {gate.note}"
     shown = f"{gate.value:.1%}" if drawdown else f"{gate.value:.3f}"
     if gate.passed is None:
-        return f"  - {name} {shown}: {_NOT_RECORDED}"
-    rule = f"<= {limit:.1%} (--max-drawdown)" if drawdown and limit is not None else gate.threshold
-    verb = "✓ passes" if gate.passed else "✗ fails"
-    return f"  {verb[0]} {name} {shown} {verb[2:]} {rule}"
+        return "-", name, shown, rule, _NOT_RECORDED
+    return ("✓", name, shown, rule, "passes") if gate.passed else ("✗", name, shown, rule, "fails")
 
 
 def _summary(checked: RunValidation) -> str:
@@ -579,7 +598,7 @@ def _summary(checked: RunValidation) -> str:
         parts.append(f"fails {', '.join(failed)}")
     if open_:
         parts.append(f"not checked: {', '.join(open_)}")
-    return "; ".join(parts) + "."
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------- figures
