@@ -147,3 +147,23 @@ def test_another_seed_searches_differently(tmp_path: Path) -> None:
     first = evolve(tmp_path / "same", strength=0.25, generations=2)
     assert [f.key for f in other.outcome.finalists] != [f.key for f in first.outcome.finalists]
     np.testing.assert_array_equal(first.evolution.region["close"], other.evolution.region["close"])
+
+
+@pytest.mark.parametrize(
+    "walk_forward",
+    [
+        {"scheme": "anchored", "folds": 4},
+        {"scheme": "cpcv", "cpcv_groups": 6, "cpcv_test_groups": 2},
+    ],
+    ids=["anchored", "cpcv"],
+)
+def test_anchored_walk_forward_and_cpcv_find_the_edge_too(
+    tmp_path: Path, walk_forward: dict[str, Any]
+) -> None:
+    run = evolve(tmp_path, strength=0.25, walk_forward=walk_forward)
+    expected = 15 if walk_forward["scheme"] == "cpcv" else 4  # C(6, 2) splits
+    assert len(run.evolution.folds) == expected
+    best = run.outcome.finalists[0]
+    assert abs(best.params["delay"] - (planted.PLANTED_LAG - 1)) <= 1, best.params
+    assert abs(best.params["window"] - planted.PLANTED_WINDOW) <= 1, best.params
+    assert best.verdict == "pass", failed(run.outcome)
