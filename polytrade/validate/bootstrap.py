@@ -138,12 +138,34 @@ def _annual_sharpes(paths: FloatArray, periods_per_year: float) -> FloatArray:
     return sharpe * math.sqrt(periods_per_year)
 
 
+def stationary_indices(
+    size: int, paths: int, block: float, rng: np.random.Generator
+) -> npt.NDArray[np.int64]:
+    """(paths, size) indices of Politis and Romano's stationary bootstrap, all paths at once.
+
+    Each index starts a new block with probability 1 / block (so blocks are geometric with
+    mean `block`), at a uniformly drawn bar, and otherwise follows the previous one, wrapping
+    at the end of the series: the scheme arch's `StationaryBootstrap` implements, drawn with
+    numpy in one pass instead of one Python call per path (its streams differ from arch's).
+    """
+    starts = rng.integers(0, size, (paths, size))
+    restart = rng.random((paths, size)) < 1.0 / block
+    restart[:, 0] = True
+    steps = np.arange(size)
+    last = np.maximum.accumulate(np.where(restart, steps, 0), axis=1)
+    begin = np.take_along_axis(starts, last, axis=1)
+    indices: npt.NDArray[np.int64] = (begin + (steps - last)) % size
+    return indices
+
+
 def stationary_bootstrap(
     returns: npt.ArrayLike,
     paths: int = 2000,
     block: int | None = None,
     seed: int | np.random.Generator | None = None,
     periods_per_year: float = 365,
+    *,
+    sampler: str = "arch",
 ) -> BootstrapResult:
     """Stationary block bootstrap of per-bar returns: drawdown and Sharpe of each path.
 
@@ -158,6 +180,9 @@ def stationary_bootstrap(
         block: mean block length in bars; default round(sqrt(T)).
         seed: seed or generator of the resampling (None draws fresh entropy: not repeatable).
         periods_per_year: bars per year for the Sharpe ratios (365 for daily crypto bars).
+        sampler: `arch` (the default: arch's paths, seed for seed) or `numpy`
+            (`stationary_indices`: the same scheme, every path in one vectorised draw, for
+            when it runs once per genome of an evolution).
 
     Returns:
         Per-path maximum drawdowns (positive fractions) and annualized Sharpe ratios.
@@ -174,8 +199,13 @@ def stationary_bootstrap(
         raise ValueError(f"block was {block}; give a mean block length of at least 1 bar")
     if not periods_per_year > 0:
         raise ValueError(f"periods_per_year was {periods_per_year}; it must be positive")
-    sampler = StationaryBootstrap(length, series, seed=seed)
-    indices = np.stack([sampler.update_indices() for _ in range(paths)])
+    if sampler == "numpy":
+        indices = stationary_indices(series.size, paths, length, np.random.default_rng(seed))
+    elif sampler == "arch":
+        draws = StationaryBootstrap(length, series, seed=seed)
+        indices = np.stack([draws.update_indices() for _ in range(paths)])
+    else:
+        raise ValueError(f"sampler was {sampler!r}; use 'arch' or 'numpy'")
     drawdowns = np.empty(paths)
     sharpes = np.empty(paths)
     step = max(1, _CHUNK_CELLS // series.size)
