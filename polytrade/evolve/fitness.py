@@ -19,7 +19,7 @@ Objectives (`Metric` of the Evolution spec):
 - `stitched_oos_tstat`: per-day Sharpe of the stitched test days times sqrt(days);
 - `bootstrap_p95_drawdown`: 95th percentile of the max drawdown (positive fraction) over
   stationary-bootstrap paths of the stitched test days (`FITNESS_PATHS` paths, seeded by the
-  genome's key, so a genome always gets the same value; drawn in one vectorised pass);
+  genome's key, so a genome always gets the same value; drawn by a compiled loop);
 - `cagr`: compound growth a year of the stitched test days;
 - `turnover`: traded notional / capital a year over the region;
 - `complexity`: the genome's free genes.
@@ -237,7 +237,7 @@ def _objective(  # noqa: PLR0911 - one return per metric
         if stitched.size < 2 or np.ptp(stitched) == 0:  # noqa: PLR2004
             return max_drawdown(stitched) if stitched.size else math.nan
         boot = stationary_bootstrap(
-            stitched, paths=FITNESS_PATHS, seed=seed_of(key), sampler="numpy"
+            stitched, paths=FITNESS_PATHS, seed=seed_of(key), sampler="compiled"
         )
         return float(boot.drawdown_percentiles().p5)
     if metric == "cagr":

@@ -23,6 +23,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 from arch.bootstrap import SPA, StationaryBootstrap
+from numba import njit
 
 from polytrade.validate.sharpe import returns_array
 
@@ -138,24 +139,62 @@ def _annual_sharpes(paths: FloatArray, periods_per_year: float) -> FloatArray:
     return sharpe * math.sqrt(periods_per_year)
 
 
-def stationary_indices(
-    size: int, paths: int, block: float, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    """(paths, size) indices of Politis and Romano's stationary bootstrap, all paths at once.
+@njit(cache=True, nogil=True)
+def stationary_indices(size: int, paths: int, block: float, seed: int) -> npt.NDArray[np.int64]:
+    """(paths, size) indices of Politis and Romano's stationary bootstrap, compiled.
 
     Each index starts a new block with probability 1 / block (so blocks are geometric with
     mean `block`), at a uniformly drawn bar, and otherwise follows the previous one, wrapping
-    at the end of the series: the scheme arch's `StationaryBootstrap` implements, drawn with
-    numpy in one pass instead of one Python call per path (its streams differ from arch's).
+    at the end of the series: the scheme arch's `StationaryBootstrap` implements, drawn by a
+    compiled loop seeded with `seed` instead of one Python call per path (its streams differ
+    from arch's; the same seed gives the same paths).
     """
-    starts = rng.integers(0, size, (paths, size))
-    restart = rng.random((paths, size)) < 1.0 / block
-    restart[:, 0] = True
-    steps = np.arange(size)
-    last = np.maximum.accumulate(np.where(restart, steps, 0), axis=1)
-    begin = np.take_along_axis(starts, last, axis=1)
-    indices: npt.NDArray[np.int64] = (begin + (steps - last)) % size
-    return indices
+    np.random.seed(seed)  # noqa: NPY002 - numba's own per-thread generator, seeded per call
+    out = np.empty((paths, size), dtype=np.int64)
+    restart = 1.0 / block
+    for path in range(paths):
+        index = np.random.randint(0, size)  # noqa: NPY002 - as above
+        out[path, 0] = index
+        for t in range(1, size):
+            if np.random.random() < restart:  # noqa: NPY002 - as above
+                index = np.random.randint(0, size)  # noqa: NPY002 - as above
+            else:
+                index = index + 1 if index + 1 < size else 0
+            out[path, t] = index
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _compiled_paths(
+    series: npt.NDArray[np.float64], indices: npt.NDArray[np.int64], periods_per_year: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Max drawdown and annualised Sharpe of each resampled path, paths never materialised.
+
+    The same figures as `max_drawdowns` and `_annual_sharpes` on the resampled paths.
+    """
+    paths, size = indices.shape
+    drawdowns = np.empty(paths)
+    sharpes = np.empty(paths)
+    for path in range(paths):
+        equity, peak, deepest, total, squares = 1.0, 1.0, 0.0, 0.0, 0.0
+        for t in range(size):
+            value = series[indices[path, t]]
+            total += value
+            equity *= 1.0 + value
+            peak = max(peak, equity)
+            deepest = max(deepest, 1.0 - equity / peak)
+        mean = total / size
+        for t in range(size):
+            squares += (series[indices[path, t]] - mean) ** 2
+        std = np.sqrt(squares / (size - 1)) if size > 1 else 0.0
+        drawdowns[path] = deepest
+        if std > 0.0:
+            sharpes[path] = mean / std * np.sqrt(periods_per_year)
+        elif mean != 0.0:
+            sharpes[path] = np.inf if mean > 0.0 else -np.inf
+        else:
+            sharpes[path] = np.nan
+    return drawdowns, sharpes
 
 
 def stationary_bootstrap(
@@ -180,9 +219,9 @@ def stationary_bootstrap(
         block: mean block length in bars; default round(sqrt(T)).
         seed: seed or generator of the resampling (None draws fresh entropy: not repeatable).
         periods_per_year: bars per year for the Sharpe ratios (365 for daily crypto bars).
-        sampler: `arch` (the default: arch's paths, seed for seed) or `numpy`
-            (`stationary_indices`: the same scheme, every path in one vectorised draw, for
-            when it runs once per genome of an evolution).
+        sampler: `arch` (the default: arch's paths, seed for seed) or `compiled`
+            (`stationary_indices`: the same scheme in a compiled loop, for when it runs once
+            per genome of an evolution; `seed` must then be an int).
 
     Returns:
         Per-path maximum drawdowns (positive fractions) and annualized Sharpe ratios.
@@ -199,13 +238,22 @@ def stationary_bootstrap(
         raise ValueError(f"block was {block}; give a mean block length of at least 1 bar")
     if not periods_per_year > 0:
         raise ValueError(f"periods_per_year was {periods_per_year}; it must be positive")
-    if sampler == "numpy":
-        indices = stationary_indices(series.size, paths, length, np.random.default_rng(seed))
-    elif sampler == "arch":
+    if sampler == "compiled":
+        if not isinstance(seed, int):
+            raise ValueError("the compiled sampler needs an int seed")
+        indices = stationary_indices(series.size, paths, float(length), seed)
+        drawdowns, sharpes = _compiled_paths(series, indices, float(periods_per_year))
+        return BootstrapResult(
+            max_drawdowns=drawdowns,
+            sharpes=sharpes,
+            block=length,
+            periods_per_year=float(periods_per_year),
+        )
+    if sampler == "arch":
         draws = StationaryBootstrap(length, series, seed=seed)
         indices = np.stack([draws.update_indices() for _ in range(paths)])
     else:
-        raise ValueError(f"sampler was {sampler!r}; use 'arch' or 'numpy'")
+        raise ValueError(f"sampler was {sampler!r}; use 'arch' or 'compiled'")
     drawdowns = np.empty(paths)
     sharpes = np.empty(paths)
     step = max(1, _CHUNK_CELLS // series.size)

@@ -145,17 +145,26 @@ def test_inputs_are_checked():
         spa(np.zeros(10), np.zeros((9, 2)), seed=0)
 
 
-def test_the_numpy_sampler_draws_the_stationary_bootstrap_arch_draws() -> None:
+def test_the_compiled_sampler_draws_the_stationary_bootstrap_arch_draws() -> None:
     # Same scheme, other random streams: the distributions agree (the reference's series and
     # its arch figures: median MDD 0.241065, 5th percentile 0.416734), and blocks have the
     # mean length asked for.
     r = np.random.default_rng(42).normal(0.0005, 0.01, 1000)
-    fast = stationary_bootstrap(r, paths=8000, block=20, seed=7, sampler="numpy")
+    fast = stationary_bootstrap(r, paths=8000, block=20, seed=7, sampler="compiled")
     band = fast.drawdown_percentiles()
     assert band.p50 == pytest.approx(0.241065, abs=0.006)
     assert band.p5 == pytest.approx(0.416734, abs=0.015)
-    indices = stationary_indices(1000, 200, 20.0, np.random.default_rng(3))
+    indices = stationary_indices(1000, 200, 20.0, 3)
     follows = (np.diff(indices, axis=1) % 1000) == 1
     assert 1.0 / (1.0 - follows.mean()) == pytest.approx(20.0, rel=0.05)
-    again = stationary_bootstrap(r, paths=8000, block=20, seed=7, sampler="numpy")
+    again = stationary_bootstrap(r, paths=8000, block=20, seed=7, sampler="compiled")
     np.testing.assert_array_equal(again.max_drawdowns, fast.max_drawdowns)
+
+
+def test_compiled_paths_measure_as_the_numpy_functions_do() -> None:
+    r = np.random.default_rng(5).normal(0.0002, 0.02, 300)
+    fast = stationary_bootstrap(r, paths=300, block=10, seed=9, sampler="compiled")
+    paths = r[stationary_indices(300, 300, 10.0, 9)]
+    np.testing.assert_allclose(fast.max_drawdowns, max_drawdowns(paths), rtol=1e-12)
+    sharpe = paths.mean(axis=1) / paths.std(axis=1, ddof=1) * math.sqrt(365)
+    np.testing.assert_allclose(fast.sharpes, sharpe, rtol=1e-9)
