@@ -129,6 +129,7 @@ def evaluate(  # noqa: PLR0913 - a backtest's whole setup, plus the population
     depth: np.ndarray | None = None,
     samples: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
+    statistics: Mapping[int, np.ndarray] | None = None,
 ) -> Population:
     """Backtest every row of `param_sets` (columns in `plan.param_order`) on the same bars.
 
@@ -145,6 +146,8 @@ def evaluate(  # noqa: PLR0913 - a backtest's whole setup, plus the population
         workers: threads running sets at the same time (at least 1).
         samples: bars after which equity is kept (default: `day_closes(bars["ts"])`).
         progress: called with the number of sets finished so far.
+        statistics: the param-free signal rows (`driver.market_statistics`) when already
+            computed for these bars (an evolution computes them once, not per generation).
 
     Raises:
         UsageError: `workers` is below 1, there are no bars, or the matrix has the wrong width.
@@ -167,7 +170,7 @@ def evaluate(  # noqa: PLR0913 - a backtest's whole setup, plus the population
         plan, strategy, risk, execution, sets,
         allocation=allocation, margin_mode=margin_mode, depth=depth,
     )  # fmt: skip
-    layout = signal_layout(plan, strategy, execution, bars)
+    layout = signal_layout(plan, strategy, execution, bars, statistics)
     configs[:, k.C_ABSENT_SIGNALS] = layout.absent
     fields = plan_fields(plan, bars)
     market = market_arrays(bars)

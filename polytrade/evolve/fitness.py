@@ -14,7 +14,8 @@ genome's, whatever it held when the window opened.
 
 Objectives (`Metric` of the Evolution spec):
 
-- `median_fold_sharpe`, `worst_fold_sharpe`: annualised (365) Sharpe of each test window;
+- `median_fold_sharpe`, `worst_fold_sharpe`: annualised (365) Sharpe of each test window (a
+  window without one, as when nothing was traded in it, counts as 0);
 - `profitable_fold_share`: share of test windows that made money;
 - `stitched_oos_tstat`: per-day Sharpe of the stitched test days times sqrt(days);
 - `bootstrap_p95_drawdown`: 95th percentile of the max drawdown (positive fraction) over
@@ -31,11 +32,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from polytrade.engine.driver import (
+    market_statistics,
+    needed_statistics,
+    sizing_lookback,
+    slippage_lookback,
+)
 from polytrade.engine.population import Population, evaluate
 from polytrade.validate.bootstrap import stationary_bootstrap
 
@@ -65,22 +72,46 @@ class Market:
     bars: Mapping[str, np.ndarray]
     margin_mode: str = "cross"
     depth: np.ndarray | None = None
+    _statistics_cache: dict[int, tuple[Mapping[str, np.ndarray], dict[int, np.ndarray]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def run(
         self, vectors: np.ndarray, *, workers: int = 1, bars: Mapping[str, np.ndarray] | None = None
     ) -> Population:
-        """Backtest each row of `vectors` (param vectors) on `bars` (default: this market's)."""
+        """Backtest each row of `vectors` (param vectors) on `bars` (default: this market's).
+
+        The param-free market statistics (slippage and sizing volatility) are computed once
+        per bars object and reused by every later call on it.
+        """
+        chosen = self.bars if bars is None else bars
         return evaluate(
             self.plan,
             self.strategy,
             self.risk,
             self.execution,
-            self.bars if bars is None else bars,
+            chosen,
             vectors,
             workers=workers,
             margin_mode=self.margin_mode,
             depth=self.depth,
+            statistics=self._statistics(chosen),
         )
+
+    def _statistics(self, bars: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+        cache = self._statistics_cache
+        key = id(bars)
+        if key not in cache or cache[key][0] is not bars:
+            cache[key] = (
+                bars,
+                market_statistics(
+                    bars,
+                    slippage_lookback(self.execution),
+                    sizing_lookback(self.strategy),
+                    needed=needed_statistics(self.strategy, self.execution),
+                ),
+            )
+        return cache[key][1]
 
 
 @dataclass(frozen=True)
@@ -223,11 +254,13 @@ def _objective(  # noqa: PLR0911 - one return per metric
     scores: Scores, row: int, metric: str, key: str, complexity: int
 ) -> float:
     stitched = scores.stitched[row]
-    folds = scores.oos_sharpe[row]
+    # A test window without a Sharpe (no trade, flat equity) earned nothing: it counts as 0,
+    # so a genome that trades in two folds out of five cannot win on those two alone.
+    folds = np.nan_to_num(scores.oos_sharpe[row], nan=0.0)
     if metric == "median_fold_sharpe":
-        return float(np.nanmedian(folds)) if _any(folds) else math.nan
+        return float(np.median(folds))
     if metric == "worst_fold_sharpe":
-        return float(np.nanmin(folds)) if _any(folds) else math.nan
+        return float(np.min(folds))
     if metric == "profitable_fold_share":
         return float(np.mean(scores.oos_return[row] > 0))
     if metric == "stitched_oos_tstat":
@@ -248,10 +281,6 @@ def _objective(  # noqa: PLR0911 - one return per metric
     if metric == "complexity":
         return float(complexity)
     raise ValueError(f"unknown objective metric {metric!r}")
-
-
-def _any(values: np.ndarray) -> bool:
-    return bool(np.any(~np.isnan(values)))
 
 
 def _returns(paths: np.ndarray) -> np.ndarray:
