@@ -195,6 +195,7 @@ class Search:
         )
         self._rng = random.Random(seed)  # noqa: S311 (reproducible search, not secrets)
         self._cache: dict[str, tuple[float, ...]] = {}
+        self._keys: dict[tuple[float, ...], str] = {}
         self._parents: list[Individual] = []
         self._offspring = [self._individual(genome.random(self._rng)) for _ in range(population)]
         self._generation = 0
@@ -387,7 +388,14 @@ class Search:
         return Individual((float(u) for u in unit), self._fitness())
 
     def _key(self, individual: Sequence[float]) -> str:
-        return self.genome.key(self.genome.decode(individual))
+        # Decoding and hashing cost more than a generation's selection: remember each point's
+        # key (by value: DEAP's operators change individuals in place).
+        point = tuple(individual)
+        key = self._keys.get(point)
+        if key is None:
+            key = self.genome.key(self.genome.decode(individual))
+            self._keys[point] = key
+        return key
 
     def _candidate(self, individual: Individual) -> Candidate:
         params = self.genome.decode(individual)
