@@ -8,6 +8,7 @@ expression is reported in the same run as a wrong type elsewhere in the file.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ def check_strategy(data: Any) -> list[Finding]:
         for name in params
         if name in FIELDS
     )
+    findings.extend(_defaults_on_grid(params))
     for name in signals:
         if name in FIELDS or name in params:
             what = "a bar field" if name in FIELDS else "a param"
@@ -278,6 +280,36 @@ def _rule_coherence(spec: Mapping[str, Any], params: Mapping[str, Any]) -> Itera
 
 _STEP_TOLERANCE = 1e-9
 """How far from a whole number of steps a float override may be (rounding in YAML floats)."""
+
+
+def _defaults_on_grid(params: Mapping[str, Any]) -> Iterator[Finding]:
+    """A stepped param's default must be one of its values (min + k * step)."""
+    for name, raw in params.items():
+        if not isinstance(raw, dict) or raw.get("type") not in {"int", "float"}:
+            continue
+        numbers = [raw.get("min"), raw.get("step"), raw.get("default")]
+        values = [
+            float(x) for x in numbers if isinstance(x, int | float) and not isinstance(x, bool)
+        ]
+        if len(values) != len(numbers):
+            continue  # the models report missing or mistyped bounds
+        low, step, default = values
+        if step <= 0:
+            continue
+        steps = (default - low) / step
+        if abs(steps - round(steps)) > _STEP_TOLERANCE:
+            below = low + math.floor(steps) * step
+            yield Finding(
+                ("spec", "params", name, "default"),
+                f"default {raw['default']} is not one of the param's values: min + k * step "
+                f"({raw['min']} + k * {raw['step']})",
+                hint=f"use {_plain(below)} or {_plain(below + step)}",
+            )
+
+
+def _plain(value: float) -> str:
+    rounded = round(value, 12)
+    return str(int(rounded)) if rounded.is_integer() else str(rounded)
 
 
 def check_param_value(

@@ -604,3 +604,25 @@ def test_every_example_spec_is_free_of_secrets(repo: Path) -> None:
 )
 def test_did_you_mean(word: str, candidates: list[str], hint: str) -> None:
     assert did_you_mean(word, candidates) == hint
+
+
+def test_a_stepped_params_default_off_its_grid_is_reported_with_the_values_around_it() -> None:
+    data = {
+        "spec": {
+            "params": {
+                "trend": {"type": "int", "default": 576, "min": 100, "max": 2880, "step": 20},
+                "width": {"type": "float", "default": 2.5, "min": 1.0, "max": 4.0, "step": 0.5},
+                "stop": {"type": "float", "default": 2.3, "min": 1.0, "max": 4.0, "step": 0.25},
+            },
+            "signals": {"t": "ema(close, trend) * width * stop"},
+            "entry_long": "close > t",
+        }
+    }
+    findings = check_strategy(data)
+    grid = [f for f in findings if f.path[-1] == "default"]
+    assert [f.path for f in grid] == [
+        ("spec", "params", "trend", "default"),
+        ("spec", "params", "stop", "default"),
+    ]
+    assert grid[0].hint == "use 560 or 580"
+    assert grid[1].hint == "use 2.25 or 2.5"
