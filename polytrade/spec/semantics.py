@@ -285,8 +285,8 @@ _STEP_TOLERANCE = 1e-9
 def _defaults_on_grid(params: Mapping[str, Any]) -> Iterator[Finding]:
     """A stepped param's default must be one of its values (min + k * step)."""
     for name, raw in params.items():
-        if not isinstance(raw, dict) or raw.get("type") not in {"int", "float"}:
-            continue
+        if not isinstance(raw, dict) or raw.get("type") not in ("int", "float"):
+            continue  # (a tuple: a mistyped `type` may be a list, which a set cannot hold)
         numbers = [raw.get("min"), raw.get("step"), raw.get("default")]
         values = [
             float(x) for x in numbers if isinstance(x, int | float) and not isinstance(x, bool)
@@ -294,9 +294,11 @@ def _defaults_on_grid(params: Mapping[str, Any]) -> Iterator[Finding]:
         if len(values) != len(numbers):
             continue  # the models report missing or mistyped bounds
         low, step, default = values
-        if step <= 0:
+        if not step > 0:
             continue
         steps = (default - low) / step
+        if not math.isfinite(steps):
+            continue  # absurd bounds: the models and the bounds checks report them
         if abs(steps - round(steps)) > _STEP_TOLERANCE:
             below = low + math.floor(steps) * step
             yield Finding(
