@@ -11,10 +11,7 @@ The same result always renders to the same text: nothing on the page depends on 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -26,10 +23,12 @@ from polytrade.report import charts
 from polytrade.report.decimation import timeframe_label
 from polytrade.report.drawdowns import worst_drawdowns
 from polytrade.report.formatting import count, days, number, percent, tone, usdt
-from polytrade.report.templates import environment, static_dir
+from polytrade.report.templates import environment, static_dir, write_page
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping
+    from pathlib import Path
 
     from polytrade.engine.backtest import BacktestResult, Sleeve
 
@@ -190,31 +189,9 @@ def write_backtest_report(
     Raises:
         UsageError: when `path` is a folder or cannot be written (the message says why).
     """
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{target} is a folder; give the report a file name such as report.html")
-    html = render_backtest_report(result, title=title, stamps=stamps, extra=extra)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-                stream.write(html)
-                stream.flush()
-                os.fsync(stream.fileno())
-            Path(temporary).chmod(0o644)
-            Path(temporary).replace(target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise UsageError(
-            f"could not write the report to {target}: {exc.strerror or exc}; "
-            "choose a path in a folder you can write to"
-        ) from exc
-    return target
+    return write_page(
+        path, lambda: render_backtest_report(result, title=title, stamps=stamps, extra=extra)
+    )
 
 
 # ---------------------------------------------------------------- the page's context

@@ -15,10 +15,7 @@ the lockbox the evolution never saw); and why each finalist passed or failed (it
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -29,7 +26,6 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
-from polytrade.errors import UsageError
 from polytrade.report import charts
 from polytrade.report.backtest import (
     STAMP_LABELS,
@@ -41,10 +37,12 @@ from polytrade.report.backtest import (
 from polytrade.report.charts import _TEMPLATE  # one look for every report's charts
 from polytrade.report.decimation import minmax_decimate
 from polytrade.report.formatting import MINUS, count, duration, number, utc_date
-from polytrade.report.templates import environment, static_dir
+from polytrade.report.templates import environment, static_dir, write_page
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     import numpy.typing as npt
 
@@ -286,31 +284,7 @@ def write_evolution_report(report: EvolutionReport, path: str | os.PathLike[str]
         UsageError: when `path` is a folder or cannot be written (the message says why).
         ValueError: as `render_evolution_report`.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{target} is a folder; give the report a file name such as report.html")
-    html = render_evolution_report(report)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-                stream.write(html)
-                stream.flush()
-                os.fsync(stream.fileno())
-            Path(temporary).chmod(0o644)
-            Path(temporary).replace(target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise UsageError(
-            f"could not write the report to {target}: {exc.strerror or exc}; "
-            "choose a path in a folder you can write to"
-        ) from exc
-    return target
+    return write_page(path, lambda: render_evolution_report(report))
 
 
 def _check(report: EvolutionReport) -> None:
