@@ -94,6 +94,7 @@ def _run(  # noqa: PLR0917 - the command's options, passed through
         _specs,
         depth_curve,
         market,
+        profile_store_url,
         with_settlements,
     )
     from polytrade.compile.plan import compile_strategy  # noqa: PLC0415
@@ -139,7 +140,7 @@ def _run(  # noqa: PLR0917 - the command's options, passed through
         data_label=label,
         code_version=code_version(),
     )
-    url = store or _store_url(profile)
+    url = store or profile_store_url(profile)
     engine = open_store(url)
     output_dir = (loaded.path.parent / document.spec.output_dir).resolve()
     try:
@@ -197,24 +198,6 @@ def _in_range(bars: dict[str, Any], document: EvolutionDocument) -> dict[str, An
             f"the evolution's data range {span.start} to {span.end or 'the end'} holds no bars"
         )
     return {name: column[keep] for name, column in bars.items()}
-
-
-def _store_url(profile: LoadedSpec) -> str | None:
-    import os  # noqa: PLC0415
-
-    document = profile.document
-    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
-    configured = document.spec.store
-    if configured is not None and configured.url_env:
-        url = os.environ.get(configured.url_env)
-        if not url:
-            raise UsageError(
-                f"{profile.path}: store.url_env names {configured.url_env}, which is not set"
-            )
-        return url
-    if configured is not None and configured.url:
-        return configured.url
-    return os.environ.get("POLYTRADE_STORE_URL")
 
 
 @contextmanager

@@ -115,8 +115,6 @@ def _store_run(
     loaded: LoadedSpec, result: BacktestResult, url: str | None, param: list[str]
 ) -> str:
     """Record the run with what reproduces it; returns its id."""
-    import os  # noqa: PLC0415
-
     import numpy as np  # noqa: PLC0415
 
     from polytrade.store.database import open_store  # noqa: PLC0415
@@ -131,17 +129,7 @@ def _store_run(
     document = loaded.document
     assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
     if url is None:
-        configured = document.spec.store
-        if configured is not None and configured.url_env:
-            url = os.environ.get(configured.url_env)
-            if not url:
-                raise UsageError(
-                    f"{loaded.path}: store.url_env names {configured.url_env}, which is not set"
-                )
-        elif configured is not None and configured.url:
-            url = configured.url
-        else:
-            url = os.environ.get("POLYTRADE_STORE_URL")
+        url = profile_store_url(loaded)
     files = [(str(spec.path), spec.path.read_bytes()) for spec in _specs(loaded)]
     columns = {f"{s.name}.{n}": np.asarray(c) for s in result.sleeves for n, c in s.bars.items()}
     source = document.spec.data
@@ -163,6 +151,31 @@ def _store_run(
         )
     finally:
         engine.dispose()
+
+
+def profile_store_url(loaded: LoadedSpec) -> str | None:
+    """The store a profile names (`store.url_env`, `store.url`), else POLYTRADE_STORE_URL.
+
+    None leaves the choice to `open_store` (the SQLite default).
+
+    Raises:
+        UsageError: `store.url_env` names a variable that is not set.
+    """
+    import os  # noqa: PLC0415
+
+    document = loaded.document
+    assert isinstance(document, ProfileDocument)  # noqa: S101 - checked by the caller
+    configured = document.spec.store
+    if configured is not None and configured.url_env:
+        url = os.environ.get(configured.url_env)
+        if not url:
+            raise UsageError(
+                f"{loaded.path}: store.url_env names {configured.url_env}, which is not set"
+            )
+        return url
+    if configured is not None and configured.url:
+        return configured.url
+    return os.environ.get("POLYTRADE_STORE_URL")
 
 
 def _specs(loaded: LoadedSpec) -> list[LoadedSpec]:

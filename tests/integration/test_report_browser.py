@@ -6,32 +6,21 @@ without a console error, a page error or a single request beyond its own file.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from polytrade.report.backtest import write_backtest_report
 from polytrade.report.periods import monthly_returns
+from tests.integration.browser import needs_chromium, offline_page
 from tests.unit.report.backtests import short_backtest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from polytrade.engine.backtest import BacktestResult
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"{CHROMIUM} is absent: install Debian's chromium package to run the browser tests",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -44,50 +33,24 @@ def backtest(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> BacktestRe
 def test_the_report_draws_every_chart_offline_without_errors(
     backtest: BacktestResult, tmp_path: Path
 ) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     report = write_backtest_report(
         backtest, tmp_path / "report.html", title="Browser check", stamps={"seed": 42}
     )
-    url = report.resolve().as_uri()
-    problems: list[str] = []
-    requests: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.on(
-                "console",
-                lambda message: (
-                    problems.append(f"console {message.type}: {message.text}")
-                    if message.type in {"error", "warning"}
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-            def refuse_the_network(route) -> None:
-                requests.append(route.request.url)
-                if route.request.url == url:
-                    route.continue_()
-                else:
-                    route.abort()
-
-            page.route("**/*", refuse_the_network)
-            page.goto(url, wait_until="load")
-            charts = page.eval_on_selector_all(
-                "div[data-figure]",
-                "divs => divs.map(d => [d.id, d.querySelectorAll('svg.main-svg').length])",
-            )
-            year_rows = page.eval_on_selector_all(
-                "#chart-monthly .yaxislayer-above g.ytick text",
-                # Top to bottom, as the reader sees them.
-                "ticks => ticks.map(t => [t.getBoundingClientRect().top, t.textContent])"
-                "  .sort((a, b) => a[0] - b[0]).map(pair => pair[1])",
-            )
-            banner_visible = page.locator(".banner-synthetic").is_visible()
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    with offline_page(report) as opened:
+        page = opened.page
+        charts = page.eval_on_selector_all(
+            "div[data-figure]",
+            "divs => divs.map(d => [d.id, d.querySelectorAll('svg.main-svg').length])",
+        )
+        year_rows = page.eval_on_selector_all(
+            "#chart-monthly .yaxislayer-above g.ytick text",
+            # Top to bottom, as the reader sees them.
+            "ticks => ticks.map(t => [t.getBoundingClientRect().top, t.textContent])"
+            "  .sort((a, b) => a[0] - b[0]).map(pair => pair[1])",
+        )
+        banner_visible = page.locator(".banner-synthetic").is_visible()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    problems, requests, url = opened.problems, opened.requests, opened.url
 
     assert problems == []
     assert requests == [url]
