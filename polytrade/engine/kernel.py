@@ -1011,39 +1011,12 @@ def run_block(  # noqa: PLR0913, PLR0917 - arrays of one stretch of history
         )
         if t >= n:
             break
-        position_ = state[S_QTY]
-        rate = funding[t] if settles else np.nan
-        quiet = state[S_PENDING] == 0.0 and not (
-            np.isnan(o[t]) or np.isnan(h[t]) or np.isnan(lo[t]) or np.isnan(c[t])
-        )
-        if quiet and position_ != 0.0:
-            quiet = np.isnan(rate) and not _touched(
-                position_, state[S_STOP], state[S_BEST], state[S_TRAIL], state[S_LIQ],
-                state[S_TAKE], h[t], lo[t],
-            )  # fmt: skip
-        if quiet:
-            # Most bars: steps 1-3 have nothing to do, and usually step 5 neither. Handled here
-            # without calling `step` (a call costs more than such a bar's work); the outcome is
-            # the same as `step`'s, which the property tests check bar by bar.
-            mark_price = mark[t] if not np.isnan(mark[t]) else c[t]
-            value = _mark_to_market(state, config, ts[t], h[t], lo[t], mark_price)
-            idle = _idle(
-                max(state[S_MODE], state[S_DAY_MODE]), 0.0, state[S_QTY],
-                signal(signals, config, SIG_ENTRY_LONG, t) == 1.0,
-                signal(signals, config, SIG_ENTRY_SHORT, t) == 1.0,
-                signal(signals, config, SIG_EXIT_LONG, t) == 1.0,
-                signal(signals, config, SIG_EXIT_SHORT, t) == 1.0,
-                config[C_MAX_BARS] > 0.0 and state[S_BARS_IN] >= config[C_MAX_BARS],
-                signal(signals, config, SIG_REGIME, t) == 1.0 or config[C_REGIME_FLATTEN] == 0.0,
-            )  # fmt: skip
-            if not idle:
-                _decide(state, config, ts[t], c[t], value, signals, t, risk_counts)
-                _close_fill(state, config, fills, first + t, c[t], volume[t], mark_price)
-        else:
-            step(
-                state, config, first + t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t],
-                rate, signals, t, fills, risk_counts,
-            )  # fmt: skip
+        # A bar the stretch does not take (an order working, funding, a level touched, a new
+        # day, a decision to make) goes through the one step every mode runs.
+        step(
+            state, config, first + t, ts[t], o[t], h[t], lo[t], c[t], volume[t], mark[t],
+            funding[t] if settles else np.nan, signals, t, fills, risk_counts,
+        )  # fmt: skip
         equity[t] = state[S_EQUITY]
         position[t] = state[S_QTY]
         t += 1
