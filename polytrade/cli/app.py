@@ -12,6 +12,7 @@ from polytrade.cli import (
     backtest,
     data,
     evolve,
+    exchange_sim,
     new,
     operators,
     run_profile,
@@ -45,6 +46,7 @@ app.command(name="backtest", epilog=EXIT_CODES_HELP)(backtest.backtest)
 app.command(name="evolve", epilog=EXIT_CODES_HELP)(evolve.evolve)
 app.command(name="validate-run", epilog=EXIT_CODES_HELP)(validate_run.validate_run)
 app.command(name="operators")(operators.operators)
+app.command(name="exchange-sim", epilog=EXIT_CODES_HELP)(exchange_sim.exchange_sim)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")
 app.add_typer(data.app, name="data", help="The market-data catalog: import files, list them.")

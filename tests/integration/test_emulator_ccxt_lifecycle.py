@@ -17,6 +17,7 @@ import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 import pytest
 from ccxt.base import errors as ccxt_errors  # type: ignore[import-untyped]
 
+from polytrade.exchange.sim.history import MarketHistory
 from polytrade.exchange.sim.matching import MatchingEngine
 from polytrade.exchange.sim.server import (
     RunningEmulator,
@@ -236,20 +237,21 @@ def test_the_backend_relays_only_its_own_accounts_pushes_and_maps_rejections() -
     assert backend.funding_rate_history(SYMBOL, None, None, None) == []
 
 
-def test_candles_and_funding_come_from_the_series_given_at_construction() -> None:
+def test_candles_and_funding_come_from_the_market_history() -> None:
     engine = engine_with_account()
+    history = MarketHistory()
+    for start in (0, 60_000, 120_000):
+        history.add_bar(SYMBOL, start, 1.5, 2.0, 1.0, 1.8, amount=10.0, contracts=5.0, count=3)
+    history.add_funding(SYMBOL, 0, 0.0001)
+    history.add_funding(SYMBOL, 28_800_000, -0.0002)
     rows = [
         ["1", "2", "1.5", "1.8", "10", "5", "3", str(start), str(start + 59_999)]
         for start in (0, 60_000, 120_000)
     ]
-    records = [
-        {"s": SYMBOL, "fR": "0.0001", "fT": 0},
-        {"s": SYMBOL, "fR": "-0.0002", "fT": 28_800_000},
-    ]
-    backend = EngineBackend(engine, KEY, candles={(SYMBOL, "MINUTE_1"): rows}, funding=records)
+    backend = EngineBackend(engine, KEY, history=history)
     assert backend.candles(SYMBOL, "MINUTE_1", 60_000, None, 100) == rows[1:]
     assert backend.candles(SYMBOL, "MINUTE_1", None, None, 2) == rows[1:]
-    assert backend.candles(SYMBOL, "HOUR_1", None, None, 100) == []
+    assert backend.candles(SYMBOL, "HOUR_1", None, None, 100) == []  # the hour is still open
     assert backend.funding_rate(SYMBOL) == {
         "s": SYMBOL,
         "fR": "-0.0002",

@@ -150,6 +150,12 @@ class Backend(Protocol):
         """
         ...
 
+    def mark_candles(
+        self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[list[str]]:
+        """``GET /v3/market/markPriceCandlesticks``: rows ``[l,h,o,c,sT,cT]``, ascending."""
+        ...
+
     def order_book(self, symbol: str, limit: int | None) -> JsonObject:
         """``GET /v3/market/orderBook``: ``{asks, bids, ts, s}`` with ``s`` the price scale.
 
@@ -430,7 +436,7 @@ def _instruments(venue: Emulator, params: _Params) -> object:
     return venue.backend.instruments(params.text("symbol"))
 
 
-def _candles(venue: Emulator, params: _Params) -> object:
+def _candle_query(params: _Params) -> tuple[str, str, int | None, int | None, int]:
     interval = params.required("interval")
     if interval not in KLINE_INTERVALS:
         raise VenueError(
@@ -438,13 +444,21 @@ def _candles(venue: Emulator, params: _Params) -> object:
             f"interval was {interval!r}; use one of {', '.join(sorted(KLINE_INTERVALS))}",
         )
     limit = _limit(params, MAX_CANDLES, code=INVALID_LIMIT) or DEFAULT_CANDLES
-    return venue.backend.candles(
+    return (
         params.required("symbol"),
         interval,
         params.integer("sTime"),
         params.integer("eTime"),
         limit,
     )
+
+
+def _candles(venue: Emulator, params: _Params) -> object:
+    return venue.backend.candles(*_candle_query(params))
+
+
+def _mark_candles(venue: Emulator, params: _Params) -> object:
+    return venue.backend.mark_candles(*_candle_query(params))
 
 
 def _order_book(venue: Emulator, params: _Params) -> object:
@@ -613,6 +627,9 @@ ROUTES: Final[tuple[_Route, ...]] = (
     _Route("GET", "/timestamp", "market", private=False, handle=_server_time, enveloped=False),
     _Route("GET", "/v3/market/allInstruments", "market", private=False, handle=_instruments),
     _Route("GET", "/v3/market/candles", "candles", private=False, handle=_candles),
+    _Route(
+        "GET", "/v3/market/markPriceCandlesticks", "candles", private=False, handle=_mark_candles
+    ),
     _Route("GET", "/v3/market/orderBook", "market", private=False, handle=_order_book),
     _Route("GET", "/v3/market/trades", "market", private=False, handle=_trades),
     _Route("GET", "/v3/market/tickers", "market", private=False, handle=_tickers),
@@ -638,7 +655,7 @@ ROUTES: Final[tuple[_Route, ...]] = (
     _Route("GET", "/v3/trade/position/opens", "account", private=True, handle=_positions),
     _Route("POST", "/v3/trade/position/margin", "account", private=True, handle=_adjust_margin),
 )
-"""The REST surface: reference/poloniex.md §5 rows 1-23, plus the spot server time."""
+"""The REST surface: reference/poloniex.md §5 rows 1-23, mark-price candles, spot server time."""
 
 
 # ---------------------------------------------------------------- replies

@@ -2,11 +2,10 @@
 
 `EngineBackend` adapts `MatchingEngine` (methods taking ``(api_key, body)`` and raising
 `ExchangeRejection`) to the server's `Backend` Protocol (typed arguments, `VenueError`). It
-holds no state of its own beyond the API key it trades for and two read-only series:
+holds no state of its own beyond the API key it trades for and the market history it reads:
 
-- candles and funding rates come from in-memory series given at construction (the market
-  replayer that will feed them live comes later); without them those endpoints answer with
-  empty lists;
+- candles, mark-price candles and funding settlements come from a `MarketHistory` the
+  market replayer (`replay`) appends to; an empty history answers with empty lists;
 - adding or reducing isolated margin is not modelled by the engine yet and is refused.
 
 Usage::
@@ -19,8 +18,10 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
+from polytrade.exchange.sim.history import MarketHistory
 from polytrade.exchange.sim.matching import ExchangeRejection, MatchingEngine
 from polytrade.exchange.sim.server import (
     ILLEGAL_PARAM,
@@ -32,7 +33,12 @@ from polytrade.exchange.sim.server import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator
+
+
+def _rate_text(rate: float) -> str:
+    """A funding rate as the venue writes it: plain decimal text, no exponent."""
+    return format(Decimal(repr(rate)), "f")
 
 
 @contextlib.contextmanager
@@ -51,14 +57,11 @@ class EngineBackend:
         engine: the venue; the account of `api_key` must exist (`MatchingEngine.add_account`),
             otherwise private requests are refused with code 1000.
         api_key: the account every private request and push belongs to.
-        candles: candle rows by ``(symbol, interval)``, e.g. ``("BTC_USDT_PERP", "MINUTE_1")``,
-            each row the nine v3 strings ``[l, h, o, c, amt, qty, tC, sT, cT]`` (prices USDT,
-            ``amt`` USDT, ``qty`` contracts, times ms), in ascending ``sT``. None: no candles.
-        funding: funding records ``{"s": symbol, "fR": rate, "fT": ms}`` (rate as a fraction
-            per interval, as text), in ascending ``fT``; optional ``nFR``/``nFT`` are passed
-            through. None: no funding history.
-
-    A stand-in until the market replayer serves candles and funding from recorded data.
+        history: the closed candles, mark-price candles and funding settlements the public
+            endpoints serve, read live (the market replayer appends to it as time passes).
+            None: an empty history.
+        funding_interval_ms: the time between settlements, for the predicted next one
+            (``nFT``) of ``GET /v3/market/fundingRate``.
     """
 
     def __init__(
@@ -66,13 +69,13 @@ class EngineBackend:
         engine: MatchingEngine,
         api_key: str,
         *,
-        candles: Mapping[tuple[str, str], Sequence[Sequence[str]]] | None = None,
-        funding: Sequence[Mapping[str, Any]] | None = None,
+        history: MarketHistory | None = None,
+        funding_interval_ms: int = 8 * 3_600_000,
     ) -> None:
         self.engine = engine
         self.api_key = api_key
-        self._candles = {k: [list(row) for row in rows] for k, rows in (candles or {}).items()}
-        self._funding = [dict(record) for record in funding or []]
+        self.history = history if history is not None else MarketHistory()
+        self.funding_interval_ms = funding_interval_ms
 
     # ------------------------------------------------------------ public market data
     def instruments(self, symbol: str | None) -> list[JsonObject]:
@@ -83,19 +86,22 @@ class EngineBackend:
     def candles(
         self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[list[str]]:
-        """Rows of the construction series whose start time ``sT`` (ms) lies in the window.
+        """Closed candles of `symbol` whose start ``sT`` (ms) lies in the window, ascending.
 
-        The newest `limit` rows of the window, ascending; ``[]`` when there is no series.
+        The newest `limit` of the window (`MarketHistory.candles`); 10001 if `symbol` is
+        unknown.
         """
         with _venue_refusals():
             self.engine.instruments(symbol)
-        rows = [
-            row
-            for row in self._candles.get((symbol, interval), [])
-            if (start_ms is None or int(row[7]) >= start_ms)
-            and (end_ms is None or int(row[7]) <= end_ms)
-        ]
-        return rows[-limit:] if limit > 0 else []
+        return self.history.candles(symbol, interval, start_ms, end_ms, limit)
+
+    def mark_candles(
+        self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[list[str]]:
+        """Closed mark-price candles ``[l, h, o, c, sT, cT]``, as `candles` selects them."""
+        with _venue_refusals():
+            self.engine.instruments(symbol)
+        return self.history.mark_candles(symbol, interval, start_ms, end_ms, limit)
 
     def order_book(self, symbol: str, limit: int | None) -> JsonObject:
         """The book (user orders plus synthetic depth) with `limit` levels a side."""
@@ -113,28 +119,23 @@ class EngineBackend:
             return self.engine.ticker(symbol)
 
     def funding_rate(self, symbol: str) -> JsonObject:
-        """The latest funding record of `symbol` as ``{s, fR, fT, nFR, nFT}``.
+        """The latest settlement of `symbol` as ``{s, fR, fT, nFR, nFT}``.
 
-        Without ``nFR``/``nFT`` in the record the next rate is taken to be the same and
-        eight hours later. Refused with 404 when the series holds no record for `symbol`.
+        The predicted next rate is taken to be the same, one funding interval later.
+        Refused with 404 before the first settlement.
         """
         with _venue_refusals():
             self.engine.instruments(symbol)
-        records = [r for r in self._funding if r.get("s") == symbol]
-        if not records:
-            raise VenueError(
-                NOT_FOUND,
-                f"the emulator has no funding rate for {symbol}; pass funding records to "
-                "EngineBackend",
-            )
-        latest = records[-1]
-        eight_hours_ms = 8 * 3_600_000
+        latest = self.history.funding(symbol, None, None, 1)
+        if not latest:
+            raise VenueError(NOT_FOUND, f"no funding rate for {symbol} yet")
+        ts, rate = latest[0]
         return {
             "s": symbol,
-            "fR": str(latest["fR"]),
-            "fT": int(latest["fT"]),
-            "nFR": str(latest.get("nFR", latest["fR"])),
-            "nFT": int(latest.get("nFT", int(latest["fT"]) + eight_hours_ms)),
+            "fR": _rate_text(rate),
+            "fT": ts,
+            "nFR": _rate_text(rate),
+            "nFT": ts + self.funding_interval_ms,
         }
 
     def funding_rate_history(
@@ -143,14 +144,10 @@ class EngineBackend:
         """``[{s, fR, fT}]`` of `symbol` with ``fT`` (ms) in the window, newest first."""
         with _venue_refusals():
             self.engine.instruments(symbol)
-        chosen = [
-            {"s": symbol, "fR": str(r["fR"]), "fT": int(r["fT"])}
-            for r in reversed(self._funding)
-            if r.get("s") == symbol
-            and (start_ms is None or int(r["fT"]) >= start_ms)
-            and (end_ms is None or int(r["fT"]) <= end_ms)
+        return [
+            {"s": symbol, "fR": _rate_text(rate), "fT": ts}
+            for ts, rate in self.history.funding(symbol, start_ms, end_ms, limit)
         ]
-        return chosen if limit is None else chosen[:limit]
 
     # ------------------------------------------------------------ account and positions
     def balance(self) -> JsonObject:
