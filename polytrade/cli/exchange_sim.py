@@ -68,6 +68,21 @@ def exchange_sim(  # noqa: PLR0917 - a command's options
         "clock skew, malformed bodies, websocket drops); see docs/emulator.md.",
         show_default=False,
     ),
+    depth_levels: int = typer.Option(
+        20, "--depth-levels", help="Levels a side of the synthetic book around the price."
+    ),
+    depth_size: float = typer.Option(
+        100.0, "--depth-size", help="Contracts offered at each level of the synthetic book."
+    ),
+    depth_step: int = typer.Option(
+        10, "--depth-step", help="Ticks between neighbouring levels of the synthetic book."
+    ),
+    spread_ticks: int = typer.Option(2, "--spread-ticks", help="The synthetic book's spread."),
+    no_quotas: bool = typer.Option(
+        False,
+        "--no-quotas",
+        help="Do not answer requests above the venue's per-second quotas with 429 (load tests).",
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON line with the URLs when ready, nothing else."
     ),
@@ -78,6 +93,7 @@ def exchange_sim(  # noqa: PLR0917 - a command's options
     (README, "Rehearse on the emulator"). Stops on Ctrl-C or SIGTERM.
     """
     # The emulator pulls in aiohttp, polars and numba: only this command pays for them.
+    from polytrade.exchange.sim.book import DepthProfile  # noqa: PLC0415
     from polytrade.exchange.sim.faults import Faults  # noqa: PLC0415
     from polytrade.exchange.sim.service import SimSettings, serve_forever, start  # noqa: PLC0415
 
@@ -88,6 +104,15 @@ def exchange_sim(  # noqa: PLR0917 - a command's options
         )
     if not speed > 0.0:
         raise UsageError(f"--speed must be positive; it was {speed}")
+    try:
+        depth = DepthProfile(
+            tick_levels=depth_levels,
+            size_per_level_contracts=depth_size,
+            spread_ticks=spread_ticks,
+            step_ticks=depth_step,
+        )
+    except ValueError as error:
+        raise UsageError(f"--depth-*/--spread-ticks: {error}") from None
     fault_config = None
     if faults is not None:
         try:
@@ -109,6 +134,8 @@ def exchange_sim(  # noqa: PLR0917 - a command's options
         days=days,
         warmup_bars=warmup_bars,
         faults=fault_config,
+        enforce_quotas=not no_quotas,
+        depth=depth,
     )
 
     async def main() -> None:

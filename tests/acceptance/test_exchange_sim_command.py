@@ -20,10 +20,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 import pytest
+import yaml
+
+from polytrade.exchange.sim.faults import Faults
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,16 +39,20 @@ SYMBOL = "BTC_USDT_PERP"
 CONTRACT = 0.001
 
 
+ENV = {**os.environ, "POLYTRADE_SIM_API_KEY": KEY, "POLYTRADE_SIM_API_SECRET": SECRET}
+README = Path(__file__).parents[2] / "README.md"
+EMULATOR_DOC = Path(__file__).parents[2] / "docs" / "emulator.md"
+
+
 @pytest.fixture
 def service() -> Iterator[dict[str, Any]]:
     """`polytrade exchange-sim --port 0 --json` with credentials from the environment."""
-    env = {**os.environ, "POLYTRADE_SIM_API_KEY": KEY, "POLYTRADE_SIM_API_SECRET": SECRET}
     options = ["--port", "0", "--seed", "3", "--speed", "6000", "--days", "10", "--json"]
     process = subprocess.Popen(
         [sys.executable, "-m", "polytrade", "exchange-sim", *options, "--warmup-bars", "2880"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env=ENV,
         text=True,
     )
     try:
@@ -173,3 +181,36 @@ async def lifecycle(url: str) -> None:  # noqa: PLR0915 - one lifecycle, step by
         assert expected_funding != 0.0
     finally:
         await client.close()
+
+
+def fenced(text: str, after: str, language: str) -> str:
+    """The first ```language block of `text` after the heading `after`."""
+    section = text[text.index(after) :]
+    start = section.index(f"```{language}\n") + len(language) + 4
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_snippet_trades_on_the_emulator(service: dict[str, Any]) -> None:
+    snippet = fenced(README.read_text(encoding="utf-8"), "## Rehearse on the emulator", "python")
+    assert "http://127.0.0.1:8765" in snippet
+    port = service["rest_url"].rsplit(":", 1)[1]
+    code = snippet.replace("127.0.0.1:8765", f"127.0.0.1:{port}")
+    code += "\nprint(len(exchange.fetch_open_orders('BTC/USDT:USDT')))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"  # the post-only bid rests on the book
+
+
+def test_the_documented_faults_file_is_valid() -> None:
+    text = fenced(EMULATOR_DOC.read_text(encoding="utf-8"), "## Faults", "yaml")
+    faults = Faults.from_yaml(text, "docs/emulator.md")
+    assert faults.websocket.drop_every_n_messages == 500
+    assert faults.timeout_after_accept_action == "drop"
+    assert yaml.safe_load(text)["too_many_requests"] == {"place": 0.05, "*": 0.01}

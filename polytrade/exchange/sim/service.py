@@ -40,6 +40,7 @@ from polytrade.exchange.sim.venue import EngineBackend
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from polytrade.exchange.sim.book import DepthProfile
     from polytrade.exchange.sim.faults import Faults
 
 DEFAULT_SYMBOL: Final = "BTC_USDT_PERP"
@@ -67,6 +68,10 @@ class SimSettings:
         start_now: shift the tape so the replay starts at the next minute of the wall clock.
         faults: what to inject (None: nothing).
         maker_bps, taker_bps: fees in basis points of the notional.
+        depth: the synthetic book around each replayed price (None: the engine's default,
+            20 levels a side of 100 contracts, 10 ticks apart, a 2-tick spread).
+        enforce_quotas: answer requests above the venue's per-second quotas with 429 (off
+            for load tests of a client).
     """
 
     api_key: str
@@ -85,6 +90,8 @@ class SimSettings:
     faults: Faults | None = None
     maker_bps: float = 1.0
     taker_bps: float = 7.5
+    enforce_quotas: bool = True
+    depth: DepthProfile | None = None
 
     def tape(self) -> Tape:
         """The market these settings replay, before any shift."""
@@ -161,6 +168,7 @@ async def start(settings: SimSettings) -> RunningSim:
         seed=settings.seed,
         maker_bps=settings.maker_bps,
         taker_bps=settings.taker_bps,
+        depth=settings.depth,
     )
     engine.add_account(settings.api_key, settings.balance)
     history = MarketHistory()
@@ -175,6 +183,7 @@ async def start(settings: SimSettings) -> RunningSim:
         api_key=settings.api_key,
         api_secret=settings.api_secret,
         faults=settings.faults,
+        quotas=None if settings.enforce_quotas else {},
     )
     replayer = Replayer(
         engine,
