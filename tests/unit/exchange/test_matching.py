@@ -646,3 +646,14 @@ def test_an_order_naming_another_margin_mode_switches_the_symbol_only_when_accep
     assert venue.engine.leverages("alice", BTC)[0]["mgnMode"] == "ISOLATED"
     rejection = venue.rejection("alice", **{**body, "sz": "1", "mgnMode": "CROSS"})
     assert (rejection.code, "before switching" in rejection.msg) == (ILLEGAL_PARAM, True)
+
+
+def test_the_emulator_and_the_backtest_kernel_share_one_accounting() -> None:
+    """Fees, funding, margin and liquidation: the same functions, not copies (issue 6, point 6)."""
+    from polytrade.engine import accounting, kernel
+    from polytrade.exchange.sim import matching
+
+    shared = ("fee", "funding_payment", "isolated_margin", "liquidation_price", "unrealized_pnl")
+    for name in shared:
+        assert getattr(matching, name) is getattr(accounting, name), name
+        assert getattr(kernel, name) is getattr(accounting, name), name
