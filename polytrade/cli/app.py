@@ -49,7 +49,11 @@ app.command(name="operators")(operators.operators)
 app.command(name="exchange-sim", epilog=EXIT_CODES_HELP)(exchange_sim.exchange_sim)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")
-app.add_typer(data.app, name="data", help="The market-data catalog: import files, list them.")
+app.add_typer(
+    data.app,
+    name="data",
+    help="The market-data catalog: download from Poloniex, import files, list.",
+)
 app.add_typer(runs.app, name="runs", help="Stored runs: list them, show one.")
 
 
