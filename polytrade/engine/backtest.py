@@ -62,6 +62,9 @@ class Sleeve:
     bars: Mapping[str, np.ndarray] = field(default_factory=dict)
     """The bars the sleeve traded on (ts, open, high, low, close, volume; its timeframe)."""
     timeframe: str = ""
+    state: np.ndarray | None = None
+    """The kernel's state after the last bar (`kernel.S_*` slots): what the node reads the
+    working decision from (`S_TARGET`, `S_PENDING`)."""
 
 
 @dataclass
@@ -278,6 +281,7 @@ def run_sleeve(  # noqa: PLR0913 - one sleeve's whole setup
         liquidations=int(state[k.S_LIQUIDATIONS]),
         bars={n: np.asarray(bars[n]) for n in ("ts", "open", "high", "low", "close", "volume")},
         timeframe=strategy.spec.timeframe,
+        state=state,
     )
     sleeve.trades = TradeList(trade_table(used, spec.contract_size), np.asarray(bars["ts"]))
     return sleeve

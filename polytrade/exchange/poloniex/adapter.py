@@ -988,12 +988,20 @@ class PoloniexAdapter:
         timeframe: str,
         since_ms: int | None = None,
         limit: int | None = None,
+        until_ms: int | None = None,
     ) -> list[Candle]:
-        """OHLCV bars of `symbol` (ccxt timeframe: ``1m``, ``15m``, ``1h`` ...), oldest first."""
+        """Closed OHLCV bars of `symbol` (timeframe ``1m``, ``15m``, ``1h`` ...), oldest first.
+
+        Bars opening in ``[since_ms, until_ms]``; with more than `limit` (at most 500) of them
+        the venue answers with the newest, so page with windows of at most `limit` bars.
+        """
         contract = self.contract(symbol)
+        extra = {} if until_ms is None else {"until": until_ms}
 
         async def call() -> list[Candle]:
-            rows = await self.client.fetch_ohlcv(contract.unified, timeframe, since_ms, limit)
+            rows = await self.client.fetch_ohlcv(
+                contract.unified, timeframe, since_ms, limit, extra
+            )
             return [
                 Candle(int(r[0]), _dec(r[1]), _dec(r[2]), _dec(r[3]), _dec(r[4]), _dec(r[5]))
                 for r in rows
