@@ -59,7 +59,7 @@ class StoreUnavailableError(PolytradeError):
     exit_code = ExitCode.UNAVAILABLE
 
 
-KNOWN_REVISIONS: Final = ("0001", "0002")
+KNOWN_REVISIONS: Final = ("0001", "0002", "0003")
 """The shipped migrations' revisions, oldest first (kept equal to Alembic's by a test)."""
 
 

@@ -115,12 +115,12 @@ class TrialRecord:
         returns = self.returns
         if returns.size < _MIN_SHARPE_POINTS or not np.isfinite(returns).all():
             return math.nan
-        # Identical values have zero dispersion; np.std may leave a 1e-18 residue instead.
-        if np.ptp(returns) == 0:
-            return math.nan
-        # Returns near the float limits overflow the sums or underflow the squares: no ratio
-        # then, and no warning.
+        # Returns near the float limits overflow the sums (and the range) or underflow the
+        # squares: no ratio then, and no warning.
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            # Identical values have zero dispersion; np.std may leave a 1e-18 residue instead.
+            if np.ptp(returns) == 0:
+                return math.nan
             mean = float(np.mean(returns))
             std = float(np.std(returns, ddof=1))
         if std == 0 or not math.isfinite(std) or not math.isfinite(mean):

@@ -28,6 +28,15 @@ Series blobs (see `encode_ts` / `encode_values`): `ts` is the zlib-compressed li
 int64 first value and successive differences (regular bars compress to almost nothing);
 `values` is the zlib-compressed little-endian float64 values.
 
+Trading (paper and live) is journalled in `trading_session`, `order_record` (one row per order,
+keyed by its deterministic client order id, written before the venue hears of it),
+`order_event` (one row per status change), `execution` (one row per fill, unique by venue and
+trade id), `trading_state` and `risk_state` (what must survive a restart), `audit_log` (who did
+what, append-only) and `recorded_bar` (every bar a paper session saw, for the parity replay).
+Their timestamps are integer milliseconds (UTC) given by the caller's clock; contracts are
+positive sizes with a separate `side`. `audit_log` and `order_event` refuse UPDATE and DELETE
+in the database itself (triggers created by migration 0003; see `APPEND_ONLY`).
+
 The Alembic migrations in `polytrade/store/migrations/versions` create exactly these tables; a
 test proves that they agree.
 """
@@ -47,6 +56,7 @@ from sqlalchemy import (
     Dialect,
     Double,
     ForeignKey,
+    Index,
     MetaData,
     UniqueConstraint,
 )
@@ -333,6 +343,188 @@ class Candidate(StoreTable, table=True):
     metrics: dict[str, Any] = Field(sa_type=JSON)
     strategy_path: str | None = None
     """Where its Strategy YAML was written; NULL when it was not."""
+
+
+APPEND_ONLY: Final = ("audit_log", "order_event")
+"""Tables whose rows can only be added: the database refuses UPDATE and DELETE on them."""
+
+
+def _ms(*, nullable: bool = False) -> Any:  # noqa: ANN401 - sqlmodel's Field returns Any
+    """A time in milliseconds since the epoch (UTC): BIGINT, NULL allowed when `nullable`."""
+    if nullable:
+        return Field(default=None, sa_type=BigInteger)
+    return Field(sa_type=BigInteger)
+
+
+class TradingSession(StoreTable, table=True):
+    """One run of a deployment in paper or live mode, from start to stop (or crash)."""
+
+    __tablename__ = "trading_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment: str = Field(index=True)
+    """The profile's name."""
+    mode: str = Field(max_length=8)
+    """`paper` or `live`."""
+    profile_hash: str = Field(max_length=80)
+    """`spec_hash` of the profile and every spec it references."""
+    started_ms: int = _ms()
+    ended_ms: int | None = _ms(nullable=True)
+    """NULL while it runs (or after a crash, until it is ended)."""
+    end_reason: str | None = None
+
+
+class OrderEntry(StoreTable, table=True):
+    """One order: the intent as decided, then where it stands and what filled.
+
+    `filled_contracts`, `average_price` and `fees` are the sums of the order's `execution` rows,
+    written in the same transaction as each of them.
+    """
+
+    __tablename__ = "order_record"
+    # A deployment's orders in some states (the unresolved ones, at every start).
+    __table_args__ = (Index("ix_order_record_deployment_status", "deployment", "status"),)
+
+    client_order_id: str = Field(primary_key=True, max_length=32)
+    deployment: str
+    session_id: int = Field(sa_column_args=[ForeignKey("trading_session.id")])
+    symbol: str = Field(max_length=64)
+    side: str = Field(max_length=4)
+    """`buy` or `sell`."""
+    kind: str = Field(max_length=8)
+    """`market` or `limit`."""
+    contracts: float = Field(sa_type=Double)
+    """Size, contracts (positive)."""
+    price: float | None = Field(default=None, sa_type=Double)
+    """Limit price, USDT; NULL for a market order."""
+    post_only: bool
+    reduce_only: bool
+    purpose: str = Field(max_length=64)
+    decided_at_ms: int = _ms()
+    status: str = Field(max_length=16)
+    """An `OrderStatus` value."""
+    venue_order_id: str | None = Field(default=None, max_length=64)
+    filled_contracts: float = Field(sa_type=Double)
+    average_price: float | None = Field(default=None, sa_type=Double)
+    """Volume-weighted fill price, USDT; NULL before the first fill."""
+    fees: float = Field(sa_type=Double)
+    """USDT paid (negative: rebates)."""
+    created_ms: int = _ms()
+    updated_ms: int = _ms()
+    last_error: str | None = None
+    """The latest failure's message (from Polytrade's typed errors: never a secret)."""
+
+
+class OrderEvent(StoreTable, table=True):
+    """One status change of an order (append-only): the first has no old status."""
+
+    __tablename__ = "order_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_order_id: str = Field(
+        sa_column_args=[ForeignKey("order_record.client_order_id")], max_length=32, index=True
+    )
+    at_ms: int = _ms()
+    old_status: str | None = Field(default=None, max_length=16)
+    new_status: str = Field(max_length=16)
+    detail: dict[str, Any] = Field(sa_type=JSON)
+
+
+class ExecutionEntry(StoreTable, table=True):
+    """One fill, applied once: (venue, trade_id) is unique."""
+
+    __tablename__ = "execution"
+    __table_args__ = (UniqueConstraint("venue", "trade_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    """Orders executions by when they were applied."""
+    venue: str = Field(max_length=32)
+    """`paper` for the simulated venue, `poloniex` live."""
+    trade_id: str = Field(max_length=64)
+    client_order_id: str = Field(
+        sa_column_args=[ForeignKey("order_record.client_order_id")], max_length=32, index=True
+    )
+    order_id: str = Field(max_length=64)
+    """The venue's order id."""
+    symbol: str = Field(max_length=64)
+    side: str = Field(max_length=4)
+    contracts: float = Field(sa_type=Double)
+    """Size filled, contracts (positive)."""
+    price: float = Field(sa_type=Double)
+    """USDT."""
+    fee: float = Field(sa_type=Double)
+    """USDT paid (negative: a rebate)."""
+    liquidity: str = Field(max_length=8)
+    """`maker` or `taker`."""
+    ts_ms: int = _ms()
+    """When the venue made it."""
+    recorded_ms: int = _ms()
+    """When it was applied here."""
+
+
+class TradingStateEntry(StoreTable, table=True):
+    """A deployment's trading state, kept across restarts (HALTED is left by an operator only)."""
+
+    __tablename__ = "trading_state"
+
+    deployment: str = Field(primary_key=True)
+    state: str = Field(max_length=16)
+    """`running`, `reducing` or `halted`."""
+    reason: str
+    actor: str = Field(max_length=64)
+    updated_ms: int = _ms()
+
+
+class RiskStateEntry(StoreTable, table=True):
+    """One persisted risk counter of a deployment (cooldown, breaker trip, day-start equity)."""
+
+    __tablename__ = "risk_state"
+
+    deployment: str = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=64)
+    value: Any = Field(sa_type=JSON)
+    updated_ms: int = _ms()
+
+
+class AuditEntry(StoreTable, table=True):
+    """Who did what, when (append-only: the database refuses UPDATE and DELETE)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at_ms: int = _ms()
+    deployment: str = Field(index=True)
+    actor: str = Field(max_length=64)
+    """`node`, `risk`, `operator:cli`, `operator:web`, ..."""
+    action: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(sa_type=JSON)
+
+
+class RecordedBar(StoreTable, table=True):
+    """One bar a paper session saw, exactly as it saw it (prices USDT, volume contracts)."""
+
+    __tablename__ = "recorded_bar"
+
+    session_id: int = Field(
+        sa_column_args=[ForeignKey("trading_session.id")],
+        primary_key=True,
+        sa_column_kwargs={"autoincrement": False},
+    )
+    symbol: str = Field(primary_key=True, max_length=64)
+    timeframe: str = Field(primary_key=True, max_length=16)
+    ts_ms: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    """The bar's open time."""
+    open: float = Field(sa_type=Double)
+    high: float = Field(sa_type=Double)
+    low: float = Field(sa_type=Double)
+    close: float = Field(sa_type=Double)
+    volume: float = Field(sa_type=Double)
+    mark: float | None = Field(default=None, sa_type=Double)
+    """Mark price at the close, USDT; NULL when the feed had none."""
+    funding_rate: float | None = Field(default=None, sa_type=Double)
+    """Funding rate in force (fraction per interval); NULL when the feed had none."""
 
 
 def encode_ts(ts: npt.ArrayLike) -> bytes:

@@ -75,7 +75,7 @@ def test_the_migrations_create_exactly_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
-        assert list(versions) == ["0002"]
+        assert list(versions) == ["0003"]
 
 
 def test_an_evolution_and_its_trials_read_back_equal(engine: Engine) -> None:

@@ -107,7 +107,7 @@ def test_the_migrations_create_exactly_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
-        assert list(versions) == ["0002"]
+        assert list(versions) == ["0003"]
 
 
 def test_upgrading_twice_changes_nothing(engine: Engine, pg_store: str) -> None:
@@ -133,7 +133,7 @@ def test_a_new_database_opened_by_several_threads_at_once_reaches_head(pg_url: s
         try:
             with engine.connect() as connection:
                 versions = connection.execute(text("SELECT version_num FROM alembic_version"))
-                assert list(versions.scalars()) == ["0002"]
+                assert list(versions.scalars()) == ["0003"]
         finally:
             engine.dispose()
 

@@ -125,7 +125,7 @@ def test_foreign_keys_are_enforced(engine: Engine) -> None:
 def test_the_migrations_create_exactly_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-    assert revisions(engine) == [head_revision()] == ["0002"]
+    assert revisions(engine) == [head_revision()] == ["0003"]
     # The revisions the store checks without importing Alembic are Alembic's own.
     assert list(KNOWN_REVISIONS) == script_revisions()
     tables = {name for kind, name, _ in schema(engine) if kind == "table"}
@@ -137,7 +137,7 @@ def test_upgrading_twice_changes_nothing(engine: Engine) -> None:
     upgrade_schema(engine)
     upgrade_schema(engine)
     assert schema(engine) == before
-    assert revisions(engine) == ["0002"]
+    assert revisions(engine) == ["0003"]
 
 
 def test_opening_a_store_at_head_runs_no_migration(store_url: str) -> None:
@@ -203,7 +203,7 @@ def test_stores_opened_at_once_by_several_threads_all_reach_head(tmp_path: Path)
     assert outcomes == ["opened"] * 4
     engine = open_store(url)
     try:
-        assert revisions(engine) == ["0002"]
+        assert revisions(engine) == ["0003"]
     finally:
         engine.dispose()
 
@@ -211,6 +211,6 @@ def test_stores_opened_at_once_by_several_threads_all_reach_head(tmp_path: Path)
 def test_an_in_memory_store_keeps_its_schema_across_connections() -> None:
     engine = open_store("sqlite://")
     try:
-        assert revisions(engine) == ["0002"]
+        assert revisions(engine) == ["0003"]
     finally:
         engine.dispose()

@@ -638,7 +638,7 @@ def test_upgrading_a_store_with_runs_from_0001_keeps_them_and_adds_evolutions(
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
             versions = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
-            assert list(versions.scalars()) == ["0002"]
+            assert list(versions.scalars()) == ["0003"]
         assert load_run(engine, run_id).profile == "bare"
         assert [run.id for run in list_runs(engine)] == [run_id]
         evolution_id = start(engine)
