@@ -14,7 +14,9 @@ from polytrade.cli import (
     evolve,
     exchange_sim,
     new,
+    node_ops,
     operators,
+    parity,
     run_profile,
     runs,
     schema,
@@ -47,6 +49,9 @@ app.command(name="evolve", epilog=EXIT_CODES_HELP)(evolve.evolve)
 app.command(name="validate-run", epilog=EXIT_CODES_HELP)(validate_run.validate_run)
 app.command(name="operators")(operators.operators)
 app.command(name="exchange-sim", epilog=EXIT_CODES_HELP)(exchange_sim.exchange_sim)
+app.command(name="parity", epilog=EXIT_CODES_HELP)(parity.parity)
+app.command(name="kill", epilog=EXIT_CODES_HELP)(node_ops.kill)
+app.command(name="resume", epilog=EXIT_CODES_HELP)(node_ops.resume)
 app.add_typer(schema.app, name="schema")
 app.add_typer(new.app, name="new")
 app.add_typer(

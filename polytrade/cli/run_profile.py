@@ -56,8 +56,18 @@ def run(  # noqa: PLR0917 - a command's options
         help="Store URL for the run (overrides the profile's store; default sqlite:///polytrade.db).",
     ),
     no_store: bool = typer.Option(False, "--no-store", help="Keep no record of the run."),
+    max_bars: int | None = typer.Option(
+        None,
+        "--max-bars",
+        min=1,
+        help="Paper/live: stop after this many bars of the first strategy (default: run on).",
+    ),
 ) -> None:
     """Run a profile. Backtest profiles run offline on the data they name (or --data).
+
+    Paper and live profiles run the trading node: warm-up from the venue's history, then the
+    live market, until Ctrl-C or SIGTERM (or --max-bars); the session is journaled in the
+    store (paper: replay it with `polytrade parity SESSION`).
 
     The run is stored (spec hash, data fingerprint, code version, seed: enough to reproduce
     it) and an HTML report is written beside it; `--json` prints one document on stdout.
@@ -66,10 +76,8 @@ def run(  # noqa: PLR0917 - a command's options
     if not isinstance(loaded.document, ProfileDocument):
         raise UsageError(f"{profile} is a {loaded.kind}, not a Profile")
     if loaded.document.spec.mode != "backtest":
-        raise UsageError(
-            f"{profile}: mode {loaded.document.spec.mode} runs on the trading node, which is "
-            "not built yet; backtest profiles run now"
-        )
+        _run_node(loaded, store, max_bars=max_bars, as_json=as_json)
+        return
     started = time.perf_counter()
     with _progress(enabled=not as_json) as step:
         result = backtest_profile(
@@ -95,6 +103,41 @@ def run(  # noqa: PLR0917 - a command's options
             stderr.print(f"run [bold]{run_id}[/bold] stored")
         if written:
             stderr.print(f"report: {written}")
+
+
+def _run_node(
+    loaded: LoadedSpec, store: str | None, *, max_bars: int | None, as_json: bool
+) -> None:
+    """Run a paper or live profile on the trading node and print its report."""
+    from polytrade.node.app import run_profile_node  # noqa: PLC0415
+    from polytrade.store.stamps import spec_hash  # noqa: PLC0415
+
+    files = [(str(spec.path), spec.path.read_bytes()) for spec in _specs(loaded)]
+    url = store if store is not None else profile_store_url(loaded)
+    report = run_profile_node(
+        loaded, store_url=url, profile_hash=spec_hash(files), max_bars=max_bars
+    )
+    latency = sorted(report.latency_ms)
+    document = {
+        "session": report.session_id,
+        "mode": report.mode,
+        "bars": report.bars,
+        "warmup_bars": report.warmup_bars,
+        "fills": report.fills,
+        "equity": report.equity,
+        "stopped_by": report.stopped_by,
+        "latency_ms_p50": latency[len(latency) // 2] if latency else None,
+        "latency_ms_p99": latency[int(len(latency) * 0.99)] if latency else None,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(_clean(document), allow_nan=False) + "\n")
+        return
+    stderr.print(
+        f"session [bold]{report.session_id}[/bold] ({report.mode}): {report.bars} bars after "
+        f"{report.warmup_bars} of warm-up, {report.fills} fills; stopped by {report.stopped_by}"
+    )
+    for sleeve, equity in report.equity.items():
+        stderr.print(f"  {sleeve}: equity {equity:,.2f} USDT")
 
 
 @contextmanager
