@@ -14,6 +14,13 @@ from polytrade.cli.loading import spec_loader
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode
 
+_VENUE = typer.Option(
+    None,
+    "--venue-url",
+    help="Live: the venue host instead of the profile's, e.g. the emulator's "
+    "http://127.0.0.1:8765 [default: $POLYTRADE_VENUE_URL].",
+    show_default=False,
+)
 _STORE = typer.Option(
     None,
     "--store",
@@ -29,6 +36,7 @@ def kill(
     deadline: float = typer.Option(
         60.0, "--deadline", help="Seconds to keep trying to cancel, flatten and verify flat."
     ),
+    venue_url: str | None = _VENUE,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Kill switch: HALTED first, then cancel all orders, flatten, verify flat.
@@ -38,11 +46,17 @@ def kill(
     4 when the venue could not be reached or flat not verified before the deadline (HALTED
     stays either way: run it again).
     """
-    asyncio.run(_kill(profile, store, reason, deadline, as_json=as_json))
+    asyncio.run(_kill(profile, store, reason, deadline, venue_url=venue_url, as_json=as_json))
 
 
 async def _kill(
-    profile: Path, store: str | None, reason: str, deadline: float, *, as_json: bool
+    profile: Path,
+    store: str | None,
+    reason: str,
+    deadline: float,
+    *,
+    venue_url: str | None,
+    as_json: bool,
 ) -> None:
     from polytrade.cli.run_profile import profile_store_url  # noqa: PLC0415
     from polytrade.exchange.poloniex.adapter import PoloniexAdapter  # noqa: PLC0415
@@ -63,7 +77,7 @@ async def _kill(
             result["note"] = "not a live profile: nothing on a venue to cancel or flatten"
             _report(result, as_json=as_json)
             return
-        rest, _public, _private = venue_urls(document)
+        rest, _public, _private = venue_urls(document, venue_url)
         adapter = await PoloniexAdapter.open(credentials_of(document), rest_url=rest)
         try:
             session = journal.start_session("live", "kill")
@@ -105,14 +119,28 @@ def resume(
         "--accept-positions",
         help="Live: take the venue's positions as the truth (after a reconciliation mismatch).",
     ),
+    venue_url: str | None = _VENUE,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Lift HALTED or REDUCING after checking the account: the deployment may trade again."""
-    asyncio.run(_resume(profile, store, accept_positions=accept_positions, as_json=as_json))
+    asyncio.run(
+        _resume(
+            profile,
+            store,
+            accept_positions=accept_positions,
+            venue_url=venue_url,
+            as_json=as_json,
+        )
+    )
 
 
 async def _resume(
-    profile: Path, store: str | None, *, accept_positions: bool, as_json: bool
+    profile: Path,
+    store: str | None,
+    *,
+    accept_positions: bool,
+    venue_url: str | None,
+    as_json: bool,
 ) -> None:
     import time  # noqa: PLC0415
 
@@ -140,7 +168,7 @@ async def _resume(
         if accept_positions and document.spec.mode == "live":
             from polytrade.exchange.poloniex.adapter import PoloniexAdapter  # noqa: PLC0415
 
-            rest, _public, _private = venue_urls(document)
+            rest, _public, _private = venue_urls(document, venue_url)
             adapter = await PoloniexAdapter.open(credentials_of(document), rest_url=rest)
             try:
                 positions: dict[str, float] = {}

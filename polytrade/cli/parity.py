@@ -24,7 +24,8 @@ def parity(
     profile: Path | None = typer.Option(
         None,
         "--profile",
-        help="The session's profile, if it moved since (its spec hash must still match).",
+        help="The session's profile (its store is then the default; its spec hash must "
+        "match the session's).",
         show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -43,7 +44,12 @@ def parity(
     from polytrade.store.database import open_store  # noqa: PLC0415
     from polytrade.store.stamps import spec_hash  # noqa: PLC0415
 
-    engine = open_store(store or os.environ.get("POLYTRADE_STORE_URL"), create=False)
+    url = store
+    if url is None and profile is not None:
+        from polytrade.cli.run_profile import profile_store_url  # noqa: PLC0415
+
+        url = profile_store_url(spec_loader().load(profile))
+    engine = open_store(url or os.environ.get("POLYTRADE_STORE_URL"), create=False)
     try:
         try:
             record, started = session_profile(engine, session)

@@ -56,6 +56,13 @@ def run(  # noqa: PLR0917 - a command's options
         help="Store URL for the run (overrides the profile's store; default sqlite:///polytrade.db).",
     ),
     no_store: bool = typer.Option(False, "--no-store", help="Keep no record of the run."),
+    venue_url: str | None = typer.Option(
+        None,
+        "--venue-url",
+        help="Paper/live: trade on this host instead of the profile's venue, e.g. the "
+        "emulator's http://127.0.0.1:8765 [default: $POLYTRADE_VENUE_URL].",
+        show_default=False,
+    ),
     max_bars: int | None = typer.Option(
         None,
         "--max-bars",
@@ -76,7 +83,7 @@ def run(  # noqa: PLR0917 - a command's options
     if not isinstance(loaded.document, ProfileDocument):
         raise UsageError(f"{profile} is a {loaded.kind}, not a Profile")
     if loaded.document.spec.mode != "backtest":
-        _run_node(loaded, store, max_bars=max_bars, as_json=as_json)
+        _run_node(loaded, store, max_bars=max_bars, as_json=as_json, venue_url=venue_url)
         return
     started = time.perf_counter()
     with _progress(enabled=not as_json) as step:
@@ -106,7 +113,12 @@ def run(  # noqa: PLR0917 - a command's options
 
 
 def _run_node(
-    loaded: LoadedSpec, store: str | None, *, max_bars: int | None, as_json: bool
+    loaded: LoadedSpec,
+    store: str | None,
+    *,
+    max_bars: int | None,
+    as_json: bool,
+    venue_url: str | None,
 ) -> None:
     """Run a paper or live profile on the trading node and print its report."""
     from polytrade.node.app import run_profile_node  # noqa: PLC0415
@@ -115,7 +127,11 @@ def _run_node(
     files = [(str(spec.path), spec.path.read_bytes()) for spec in _specs(loaded)]
     url = store if store is not None else profile_store_url(loaded)
     report = run_profile_node(
-        loaded, store_url=url, profile_hash=spec_hash(files), max_bars=max_bars
+        loaded,
+        store_url=url,
+        profile_hash=spec_hash(files),
+        max_bars=max_bars,
+        venue_url=venue_url,
     )
     latency = sorted(report.latency_ms)
     document = {
@@ -128,6 +144,7 @@ def _run_node(
         "stopped_by": report.stopped_by,
         "latency_ms_p50": latency[len(latency) // 2] if latency else None,
         "latency_ms_p99": latency[int(len(latency) * 0.99)] if latency else None,
+        "latency_ms": report.latency_ms[-10_000:],
     }
     if as_json:
         sys.stdout.write(json.dumps(_clean(document), allow_nan=False) + "\n")
@@ -138,6 +155,10 @@ def _run_node(
     )
     for sleeve, equity in report.equity.items():
         stderr.print(f"  {sleeve}: equity {equity:,.2f} USDT")
+    stderr.print(
+        f"replay it: polytrade parity {report.session_id} --profile {loaded.path}",
+        highlight=False,
+    )
 
 
 @contextmanager

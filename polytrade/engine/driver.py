@@ -21,6 +21,7 @@ position is sized at the close that includes the bar.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -212,6 +213,12 @@ def plan_fields(plan: Plan, bars: Mapping[str, np.ndarray]) -> tuple[np.ndarray,
 
 def driver(plan: Plan) -> ModuleType:
     """The compiled loops for `plan` (generated once, cached on disk by numba)."""
-    source = _TEMPLATES.get_template("driver.py.j2").render(plan_module=plan.module.__name__)
+    return _driver(plan.module.__name__)
+
+
+@functools.lru_cache(maxsize=256)
+def _driver(plan_module: str) -> ModuleType:
+    """The driver module of a plan module (rendered, hashed and loaded once per process)."""
+    source = _TEMPLATES.get_template("driver.py.j2").render(plan_module=plan_module)
     key = hashlib.sha256((source + code_fingerprint()).encode()).hexdigest()[:24]
     return load_generated(cache_root() / "plans", f"polytrade_driver_{key}", source)

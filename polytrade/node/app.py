@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -28,6 +29,8 @@ POLONIEX_REST: Final = "https://api.poloniex.com"
 POLONIEX_WS_PUBLIC: Final = "wss://ws.poloniex.com/ws/v3/public"
 POLONIEX_WS_PRIVATE: Final = "wss://ws.poloniex.com/ws/v3/private"
 SHUTDOWN_DEADLINE_S: Final = 20.0
+VENUE_URL_VARIABLE: Final = "POLYTRADE_VENUE_URL"
+"""Points a profile at another venue host (the emulator) without editing it."""
 
 
 class TradingHalted(PolytradeError):  # noqa: N818 - the state's name
@@ -57,8 +60,18 @@ def profile_parts(
     return document, risk, sleeves
 
 
-def venue_urls(document: ProfileDocument) -> tuple[str, str, str]:
-    """REST, public websocket and private websocket URLs (the emulator's when the profile says)."""
+def venue_urls(document: ProfileDocument, override: str | None = None) -> tuple[str, str, str]:
+    """REST, public websocket and private websocket URLs.
+
+    `override` (``--venue-url``, else $POLYTRADE_VENUE_URL) points every one of them at one
+    host, the emulator's (``http://127.0.0.1:8765``: websockets at ``ws://.../ws/v3/...``);
+    otherwise the profile's `venue.urls`, else Poloniex.
+    """
+    base = override or os.environ.get(VENUE_URL_VARIABLE)
+    if base:
+        rest = base.rstrip("/")
+        socket = rest.replace("https://", "wss://").replace("http://", "ws://")
+        return rest, f"{socket}/ws/v3/public", f"{socket}/ws/v3/private"
     urls = document.spec.venue.urls
     rest = (urls.rest if urls and urls.rest else None) or POLONIEX_REST
     public = (urls.ws_public if urls and urls.ws_public else None) or POLONIEX_WS_PUBLIC
@@ -89,15 +102,27 @@ def run_profile_node(
     store_url: str | None,
     profile_hash: str,
     max_bars: int | None = None,
+    venue_url: str | None = None,
 ) -> NodeReport:
     """Run a paper or live profile until stopped; returns the session's report."""
     return asyncio.run(
-        _run(loaded, store_url=store_url, profile_hash=profile_hash, max_bars=max_bars)
+        _run(
+            loaded,
+            store_url=store_url,
+            profile_hash=profile_hash,
+            max_bars=max_bars,
+            venue_url=venue_url,
+        )
     )
 
 
 async def _run(
-    loaded: LoadedSpec, *, store_url: str | None, profile_hash: str, max_bars: int | None
+    loaded: LoadedSpec,
+    *,
+    store_url: str | None,
+    profile_hash: str,
+    max_bars: int | None,
+    venue_url: str | None,
 ) -> NodeReport:
     from polytrade.exchange.poloniex.adapter import PoloniexAdapter  # noqa: PLC0415
     from polytrade.exchange.poloniex.stream import PublicStream  # noqa: PLC0415
@@ -119,7 +144,7 @@ async def _run(
                 f"{deployment} is HALTED since {state.updated_text} ({state.reason}); "
                 f"run `polytrade resume {loaded.path}` after checking the account"
             )
-        rest, public, private = venue_urls(document)
+        rest, public, private = venue_urls(document, venue_url)
         credentials = credentials_of(document) if mode == "live" else None
         adapter = await PoloniexAdapter.open(credentials, rest_url=rest)
         try:

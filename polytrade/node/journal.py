@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from polytrade.core.orders import OrderStatus
 from polytrade.store import trading
 from polytrade.store.database import open_store
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from polytrade.core.orders import Execution, OrderIntent, OrderStatus
+    from polytrade.core.orders import Execution, OrderIntent
     from polytrade.node.bars import Bar
 
 
@@ -100,9 +101,24 @@ class Journal:
         return trading.risk_state(self.engine, self.deployment)
 
     # ------------------------------------------------------------ orders and fills
-    def record_intent(self, session_id: int, intent: OrderIntent) -> trading.OrderRecord:
-        """Journal an intent before it is sent (idempotent by client order id)."""
-        return trading.record_intent(self.engine, session_id, self.deployment, intent, self.clock())
+    def record_intent(
+        self, session_id: int, intent: OrderIntent, *, submitting: bool = False
+    ) -> tuple[trading.OrderRecord, bool]:
+        """Journal an intent before it is sent; the order, and whether this call made it.
+
+        Idempotent by client order id: an order recorded before comes back unchanged (and
+        False). `submitting`: journal it SUBMITTED in the same commit (the request goes out
+        next).
+        """
+        now = self.clock()
+        record = trading.record_intent(
+            self.engine, session_id, self.deployment, intent, now, submitting=submitting
+        )
+        made = record.created_ms == now and record.status in {
+            OrderStatus.PENDING_SUBMIT,
+            OrderStatus.SUBMITTED,
+        }
+        return record, made
 
     def transition(
         self,

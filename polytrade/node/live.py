@@ -192,6 +192,8 @@ class LiveBroker:
     risk: LiveRisk = field(init=False)
     working: dict[str, _Working] = field(default_factory=dict, init=False)
     equity: float = field(default=math.nan, init=False)
+    _offsets: dict[str, float] = field(default_factory=dict, init=False)
+    _positions: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
     killed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -239,6 +241,8 @@ class LiveBroker:
         await self.oms.resolve()
         problems: list[str] = []
         offsets = dict(node.journal.state_values().get(OFFSET_KEY) or {})
+        self._offsets = {symbol: float(value) for symbol, value in offsets.items()}
+        self._positions.clear()
         for symbol in self._symbols(node):
             await self.oms.sync_fills(symbol, None)
             venue = await node.adapter.position(symbol)
@@ -261,6 +265,7 @@ class LiveBroker:
             state = node.journal.trading_state()
             if state.state == "running":
                 node.journal.set_trading_state("reducing", "; ".join(problems)[:500])
+                node.trading_state = "reducing"
             node.journal.audit("node", "reconcile_mismatch", {"problems": problems})
         return problems
 
@@ -281,9 +286,8 @@ class LiveBroker:
         """
         del decisions  # every sleeve's latest decision counts, closed now or earlier
         now = wall_ms()
-        state = node.journal.trading_state()
-        if state.state == "halted":
-            await self._kill(node, state.reason or "halted in the store", actor="node")
+        if node.trading_state == "halted":
+            await self._kill(node, "halted in the store", actor="node")
             return
         for symbol in self._symbols(node):
             mark = node.marks.get(symbol)
@@ -291,12 +295,15 @@ class LiveBroker:
         if self.risk.mode(now) is TradingMode.FLATTENING:
             await self._kill(node, "a risk limit asked to flatten", actor="risk")
             return
-        offsets = dict(node.journal.state_values().get(OFFSET_KEY) or {})
         for symbol in self._symbols(node):
             target = sum(d.target for d in node.last_decisions.values() if d.symbol == symbol)
-            position = node.journal.position(symbol) + float(offsets.get(symbol, 0.0))
             await self._trade(
-                node, symbol, target, position, bar_ts, reducing=state.state == "reducing"
+                node,
+                symbol,
+                target,
+                self._position(node, symbol),
+                bar_ts,
+                reducing=node.trading_state == "reducing",
             )
         self._audit(node, self.risk.on_clock_offset(wall_ms(), node.adapter.clock_offset_ms))
         node.journal.put_state(RISK_STATE_KEY, self.risk.state())
@@ -386,13 +393,14 @@ class LiveBroker:
             )
         )
         self.working[symbol] = _Working(target, task, stop)
+        # Let the first child go out (its intent journaled, its request on the wire) before
+        # anything else is written or asked.
+        await asyncio.sleep(0)
         node.journal.audit(
             "node",
             "execute",
             {"symbol": symbol, "target": target, "position": position, "order": signed},
         )
-        # Let the first child go out before the venue is asked anything else.
-        await asyncio.sleep(0)
 
     async def on_halt(self, node: Node, reason: str) -> None:
         """HALTED from outside: stop executions, cancel, flatten, verify flat."""
@@ -421,6 +429,16 @@ class LiveBroker:
         node.journal.put_state(RISK_STATE_KEY, self.risk.state())
 
     # ------------------------------------------------------------ helpers
+    def _position(self, node: Node, symbol: str) -> float:
+        """The journal's position plus the accepted offset, re-read only after new fills."""
+        assert self.oms is not None  # noqa: S101 - set in start
+        cached = self._positions.get(symbol)
+        if cached is None or cached[0] != self.oms.fills_applied:
+            value = node.journal.position(symbol) + float(self._offsets.get(symbol, 0.0))
+            cached = (self.oms.fills_applied, value)
+            self._positions[symbol] = cached
+        return cached[1]
+
     @staticmethod
     def _symbols(node: Node) -> list[str]:
         return sorted({sleeve.symbol for sleeve in node.shadow.sleeves})

@@ -2,9 +2,9 @@
 
 The rules (reference/reliability.md §5, §6 tests 1-4, 9-12):
 
-- An intent is journaled (PENDING_SUBMIT, deterministic client order id) before anything is
-  sent; then SUBMITTED is journaled; only then does the request go out. A node that crashes
-  anywhere finds, on restart, an order it may have sent under the same id.
+- An intent is journaled, already marked SUBMITTED (one durable commit: PENDING_SUBMIT and
+  SUBMITTED events, deterministic client order id), before the request goes out. A node that
+  crashes anywhere finds, on restart, an order it may have sent under the same id.
 - A request whose reply is lost is resolved by looking the order up by client order id (the
   adapter does it inside `create_order`); if even that fails the order is UNKNOWN and stays so
   until a later lookup settles it. Nothing is ever sent a second time, under any id.
@@ -120,6 +120,10 @@ class OrderManager:
         self.crash = crash or CrashPoints()
         self._now = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._on_send = on_send
+        self._doubt: dict[str, str] = {}
+        """Orders whose request may still reach the venue (SUBMITTED, UNKNOWN), by symbol."""
+        self.fills_applied = 0
+        """How many fills this manager has journaled (a position cache keys on it)."""
 
     def now_ms(self) -> int:
         """The machine's clock in ms."""
@@ -128,12 +132,13 @@ class OrderManager:
     # ------------------------------------------------------------ the gateway
     async def submit(self, intent: OrderIntent) -> OrderView:
         """Journal, send once, resolve; see the module docstring."""
-        record = self.journal.record_intent(self.session_id, intent)
-        if record.status is not OrderStatus.PENDING_SUBMIT:
+        # One durable commit: the intent, and SUBMITTED (the request goes out next).
+        _record, made = self.journal.record_intent(self.session_id, intent, submitting=True)
+        if not made:
             # Recorded before (a restart deciding the same thing again): never send it again.
             return await self.refresh(intent.client_order_id)
+        self._doubt[intent.client_order_id] = intent.symbol
         self.crash.reach("after_intent")
-        self.journal.transition(intent.client_order_id, OrderStatus.SUBMITTED)
         self.crash.reach("after_submitted")
         if self._on_send is not None:
             self._on_send()
@@ -227,13 +232,12 @@ class OrderManager:
         return settled
 
     def in_doubt(self, symbol: str) -> list[str]:
-        """Orders on `symbol` whose request may still reach the venue (SUBMITTED, UNKNOWN)."""
-        doubtful = {OrderStatus.SUBMITTED, OrderStatus.UNKNOWN}
-        return [
-            record.client_order_id
-            for record in self.journal.unresolved_orders()
-            if record.symbol == symbol and record.status in doubtful
-        ]
+        """Orders on `symbol` whose request may still reach the venue (SUBMITTED, UNKNOWN).
+
+        Kept in memory (every answer of this manager updates it; `resolve` loads it from the
+        journal at start), so the path from a bar to an order reads no table for it.
+        """
+        return [cid for cid, on in self._doubt.items() if on == symbol]
 
     async def sync_fills(self, symbol: str, since_ms: int | None) -> int:
         """Apply every fill of the deployment's orders on `symbol` since `since_ms`; new count."""
@@ -289,6 +293,7 @@ class OrderManager:
             )
             self.crash.reach("applying_fill")
             applied += self.journal.apply_execution(VENUE, execution)
+        self.fills_applied += applied
         return applied
 
     def _not_found(self, record: OrderRecord) -> None:
@@ -315,6 +320,10 @@ class OrderManager:
 
     def _view(self, client_order_id: str, reason: str = "") -> OrderView:
         record = self._record(client_order_id)
+        if record.status in {OrderStatus.SUBMITTED, OrderStatus.UNKNOWN}:
+            self._doubt[client_order_id] = record.symbol
+        else:
+            self._doubt.pop(client_order_id, None)
         return OrderView(
             client_order_id=client_order_id,
             status=record.status,

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from polytrade.core.orders import Execution, OrderIntent, OrderStatus, client_order_id
+from polytrade.core.orders import Execution, OrderIntent, client_order_id
 from polytrade.core.timeframes import timeframe_seconds
 from polytrade.node.bars import MINUTE_MS, Bar
 from polytrade.node.market import builders_after, settlements, venue_time_ms, warm_up
@@ -124,6 +125,8 @@ class Node:
     first_live_bar: dict[str, int] = field(default_factory=dict, init=False)
     reported_fills: dict[str, int] = field(default_factory=dict, init=False)
     last_decisions: dict[str, Decision] = field(default_factory=dict, init=False)
+    trading_state: str = field(default="running", init=False)
+    """The store's trading state as last read (the watcher refreshes it every few seconds)."""
     bar_arrived: float = field(default=0.0, init=False)
     sent_for_bar: bool = field(default=True, init=False)
 
@@ -131,6 +134,7 @@ class Node:
     async def run(self, stop: asyncio.Event) -> NodeReport:
         """Trade until `stop` is set or `max_bars` bars have closed; returns the report."""
         self.session_id = self.journal.start_session(self.mode, self.profile_hash)
+        self.trading_state = self.journal.trading_state().state
         self.report = NodeReport(self.session_id, self.mode)
         self.journal.audit(
             "node",
@@ -146,6 +150,10 @@ class Node:
         try:
             first_minute = await self._warm_up()
             await self.broker.start(self)
+            # What warm-up built lives for the session: out of the collector's way, so a
+            # collection on the path from a bar to an order has little to walk.
+            gc.collect()
+            gc.freeze()
             reason = await self._listen(first_minute, stop)
         finally:
             with contextlib.suppress(Exception):
@@ -191,7 +199,7 @@ class Node:
             if sleeve.series.size:
                 decision = self.shadow.decide(sleeve)
                 self.last_decisions[sleeve.name] = decision
-                self.reported_fills[sleeve.name] = len(decision.fills)
+                self.reported_fills[sleeve.name] = decision.fill_count
         self.journal.audit(
             "node",
             "warmed_up",
@@ -245,6 +253,7 @@ class Node:
         while True:
             await asyncio.sleep(self.watch_seconds)
             state = self.journal.trading_state()
+            self.trading_state = state.state
             if state.state == "halted" and not halted:
                 halted = True
                 await self.broker.on_halt(self, state.reason)
@@ -303,7 +312,10 @@ class Node:
                 closing.append(sleeve)
         if not closing:
             return False
-        decisions = [self.shadow.decide(sleeve) for sleeve in closing]
+        decisions = [
+            self.shadow.decide(sleeve, self.reported_fills.get(sleeve.name, 0))
+            for sleeve in closing
+        ]
         for decision in decisions:
             self.last_decisions[decision.sleeve] = decision
         if any(sleeve is self.shadow.sleeves[0] for sleeve in closing):
@@ -350,9 +362,9 @@ class Node:
     def new_fills(self, decision: Decision) -> list[Fill]:
         """The decision's fills not reported yet, in live bars only (warm-up fills are history)."""
         done = self.reported_fills.get(decision.sleeve, 0)
-        self.reported_fills[decision.sleeve] = len(decision.fills)
+        self.reported_fills[decision.sleeve] = decision.fill_count
         first = self.first_live_bar.get(decision.sleeve, 0)
-        return [f for f in decision.fills[done:] if f.bar_ts >= first]
+        return [f for f in decision.fills if f.index >= done and f.bar_ts >= first]
 
 
 def paper_trade_id(session_id: int, sleeve: str, index: int) -> str:
@@ -401,8 +413,7 @@ class PaperBroker:
             purpose=f"paper:{fill.sleeve}:{fill.reason}",
             decided_at_ms=fill.bar_ts,
         )
-        node.journal.record_intent(node.session_id, intent)
-        node.journal.transition(intent.client_order_id, OrderStatus.SUBMITTED)
+        node.journal.record_intent(node.session_id, intent, submitting=True)
         notional = size * fill.price * float(contract.contract_size)
         maker = notional > 0 and fill.fee <= notional * self.maker_bps * 1e-4 * (1 + 1e-9)
         node.journal.apply_execution(

@@ -64,7 +64,8 @@ class Decision:
         position: contracts held in the simulation (signed).
         target: contracts the decision at this close works toward (signed).
         equity: the sleeve's simulated equity (USDT).
-        fills: every fill of the session so far (the node reports the new ones).
+        fills: the session's fills from the index asked for on (`Shadow.decide`).
+        fill_count: how many fills the session has had in all.
     """
 
     sleeve: str
@@ -74,6 +75,7 @@ class Decision:
     target: float
     equity: float
     fills: tuple[Fill, ...]
+    fill_count: int = 0
 
 
 _FIELDS = ("open", "high", "low", "close", "volume", "mark")
@@ -210,8 +212,12 @@ class Shadow:
             margin_mode=self.margin_mode,
         )
 
-    def decide(self, sleeve: Sleeve) -> Decision:
-        """Where `sleeve` stands after its last bar, and what it works toward."""
+    def decide(self, sleeve: Sleeve, first_fill: int = 0) -> Decision:
+        """Where `sleeve` stands after its last bar, and what it works toward.
+
+        `first_fill`: the decision's `fills` hold the sleeve's fills from this index on (the
+        node asks only for those it has not reported; their `index` says where they stand).
+        """
         if not sleeve.series.size:
             raise ValueError(f"{sleeve.name} has seen no bar yet")
         result = self.run(sleeve)
@@ -228,7 +234,7 @@ class Shadow:
                 k.REASON_NAMES.get(int(row[k.F_REASON]), "signal"),
                 index,
             )
-            for index, row in enumerate(result.fills)
+            for index, row in enumerate(result.fills[first_fill:], start=first_fill)
         )
         return Decision(
             sleeve=sleeve.name,
@@ -238,4 +244,5 @@ class Shadow:
             target=float(state[k.S_TARGET]),
             equity=float(result.equity[-1]),
             fills=fills,
+            fill_count=int(result.fills.shape[0]),
         )

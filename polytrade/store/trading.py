@@ -357,7 +357,13 @@ def sessions(engine: Engine, deployment: str) -> list[SessionRecord]:
 
 
 def record_intent(
-    engine: Engine, session_id: int, deployment: str, intent: OrderIntent, now_ms: int
+    engine: Engine,
+    session_id: int,
+    deployment: str,
+    intent: OrderIntent,
+    now_ms: int,
+    *,
+    submitting: bool = False,
 ) -> OrderRecord:
     """Journal an intent (PENDING_SUBMIT) before it is sent; idempotent by client order id.
 
@@ -365,6 +371,12 @@ def record_intent(
     audit row (actor `node`) are one transaction, durable when this returns. When an order
     with the client order id exists already, it is returned unchanged and nothing is written
     (a node that decides the same thing again after a crash finds its order).
+
+    `submitting`: the caller sends the request right after this returns, so the order is
+    journaled SUBMITTED in the same transaction (with both events: pending_submit, then
+    submitted). One durable commit instead of two on the path to the venue; a crash before
+    it leaves no trace (nothing was sent), one after it leaves SUBMITTED, which only a lookup
+    resolves, exactly as with two commits.
 
     Raises:
         UnknownSessionError: no session has `session_id`.
@@ -408,6 +420,20 @@ def record_intent(
             _audit(
                 connection, deployment, "node", "intent", _intent_detail(intent, session_id), now_ms
             )
+            if submitting:
+                connection.execute(
+                    update(ORDER)
+                    .where(ORDER.c.client_order_id == cid)
+                    .values(status=OrderStatus.SUBMITTED.value)
+                )
+                _event(
+                    connection,
+                    cid,
+                    OrderStatus.PENDING_SUBMIT,
+                    OrderStatus.SUBMITTED,
+                    {},
+                    now_ms,
+                )
         found = _order_row(connection, cid)
     assert found is not None  # noqa: S101 - written or found in this transaction
     return _order_record(found)
