@@ -6,13 +6,19 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from polytrade.cli.loading import spec_loader
 from polytrade.cli.output import stderr
 from polytrade.errors import ExitCode
+
+if TYPE_CHECKING:
+    from polytrade.exchange.poloniex.adapter import PoloniexAdapter
+    from polytrade.node.app import SleeveSpec
+    from polytrade.node.journal import Journal
+    from polytrade.spec.models import ProfileDocument, RiskBudgetDocument
 
 _VENUE = typer.Option(
     None,
@@ -58,18 +64,10 @@ async def _kill(
     venue_url: str | None,
     as_json: bool,
 ) -> None:
-    from polytrade.cli.run_profile import profile_store_url  # noqa: PLC0415
-    from polytrade.exchange.poloniex.adapter import PoloniexAdapter  # noqa: PLC0415
-    from polytrade.node.app import credentials_of, profile_parts, venue_urls  # noqa: PLC0415
-    from polytrade.node.journal import Journal  # noqa: PLC0415
     from polytrade.node.live import kill_switch  # noqa: PLC0415
     from polytrade.node.oms import OrderManager  # noqa: PLC0415
 
-    loaded = spec_loader().load(profile)
-    document, risk, sleeves = profile_parts(loaded)
-    journal = Journal.open(
-        store if store is not None else profile_store_url(loaded), document.metadata.name
-    )
+    document, risk, sleeves, journal = _deployment(profile, store)
     try:
         journal.set_trading_state("halted", f"kill switch: {reason}", "operator:cli")
         result: dict[str, Any] = {"deployment": journal.deployment, "halted": True}
@@ -77,8 +75,7 @@ async def _kill(
             result["note"] = "not a live profile: nothing on a venue to cancel or flatten"
             _report(result, as_json=as_json)
             return
-        rest, _public, _private = venue_urls(document, venue_url)
-        adapter = await PoloniexAdapter.open(credentials_of(document), rest_url=rest)
+        adapter = await _venue(document, venue_url)
         try:
             session = journal.start_session("live", "kill")
             oms = OrderManager(
@@ -144,17 +141,10 @@ async def _resume(
 ) -> None:
     import time  # noqa: PLC0415
 
-    from polytrade.cli.run_profile import profile_store_url  # noqa: PLC0415
-    from polytrade.node.app import credentials_of, profile_parts, venue_urls  # noqa: PLC0415
-    from polytrade.node.journal import Journal  # noqa: PLC0415
     from polytrade.node.live import RISK_STATE_KEY, accept_venue_positions  # noqa: PLC0415
     from polytrade.risk.live import LiveRisk  # noqa: PLC0415
 
-    loaded = spec_loader().load(profile)
-    document, risk, sleeves = profile_parts(loaded)
-    journal = Journal.open(
-        store if store is not None else profile_store_url(loaded), document.metadata.name
-    )
+    document, risk, sleeves, journal = _deployment(profile, store)
     try:
         before = journal.trading_state()
         saved = journal.state_values().get(RISK_STATE_KEY)
@@ -166,10 +156,7 @@ async def _resume(
                 journal.audit("operator:cli", str(row.get("action")), row)
             journal.put_state(RISK_STATE_KEY, engine.state())
         if accept_positions and document.spec.mode == "live":
-            from polytrade.exchange.poloniex.adapter import PoloniexAdapter  # noqa: PLC0415
-
-            rest, _public, _private = venue_urls(document, venue_url)
-            adapter = await PoloniexAdapter.open(credentials_of(document), rest_url=rest)
+            adapter = await _venue(document, venue_url)
             try:
                 positions: dict[str, float] = {}
                 for strategy, _a, _p in sleeves:
@@ -186,6 +173,29 @@ async def _resume(
         )
     finally:
         journal.close()
+
+
+def _deployment(
+    profile: Path, store: str | None
+) -> tuple[ProfileDocument, RiskBudgetDocument, list[SleeveSpec], Journal]:
+    """The profile's document, risk budget, sleeves, and its journal (close it when done)."""
+    from polytrade.cli.run_profile import profile_store_url  # noqa: PLC0415
+    from polytrade.node.app import profile_parts  # noqa: PLC0415
+    from polytrade.node.journal import Journal  # noqa: PLC0415
+
+    loaded = spec_loader().load(profile)
+    document, risk, sleeves = profile_parts(loaded)
+    url = store if store is not None else profile_store_url(loaded)
+    return document, risk, sleeves, Journal.open(url, document.metadata.name)
+
+
+async def _venue(document: ProfileDocument, venue_url: str | None) -> PoloniexAdapter:
+    """The live account of a profile (credentials from the environment or a 0600 file)."""
+    from polytrade.exchange.poloniex.adapter import PoloniexAdapter  # noqa: PLC0415
+    from polytrade.node.app import credentials_of, venue_urls  # noqa: PLC0415
+
+    rest, _public, _private = venue_urls(document, venue_url)
+    return await PoloniexAdapter.open(credentials_of(document), rest_url=rest)
 
 
 def _report(result: dict[str, Any], *, as_json: bool) -> None:

@@ -39,11 +39,13 @@ class TradingHalted(PolytradeError):  # noqa: N818 - the state's name
     exit_code = ExitCode.RISK_HALT
 
 
+SleeveSpec = tuple[StrategyDocument, float, dict[str, Any]]
+"""A strategy of a profile, its allocation and its param overrides."""
+
+
 def profile_parts(
     loaded: LoadedSpec,
-) -> tuple[
-    ProfileDocument, RiskBudgetDocument, list[tuple[StrategyDocument, float, dict[str, Any]]]
-]:
+) -> tuple[ProfileDocument, RiskBudgetDocument, list[SleeveSpec]]:
     """The profile, its risk budget and its (strategy, allocation, params) sleeves."""
     document = loaded.document
     if not isinstance(document, ProfileDocument):
