@@ -227,9 +227,16 @@ def _one_kill(
     commands.flush()
     first = replies.readline().split()
     assert first[0] == "pid", first
+    # Kill only once the writer has committed something (on a loaded machine a fixed delay
+    # can end it before its first commit, and the loop would test nothing), then at a random
+    # moment of what follows.
+    committed = []
+    word, value = replies.readline().split()
+    if word == "exit":
+        return committed, int(value)
+    committed.append(value)
     time.sleep(rng.uniform(0.0, MAX_DELAY_S))
     os.kill(int(first[1]), signal.SIGKILL)  # the writer this loop forked, by its pid
-    committed = []
     for line in replies:
         word, value = line.split()
         if word == "exit":
@@ -318,5 +325,5 @@ def test_writers_killed_mid_write_leave_a_whole_journal_and_lose_no_commit(tmp_p
     assert figures.clean, "\n".join(figures.problems)
     # The kills landed where it matters: writers had committed intents and were cut short in
     # the middle of orders' lives.
-    assert figures.committed > KILLS
+    assert figures.committed >= KILLS
     assert figures.cut_short > 0
