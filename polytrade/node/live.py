@@ -194,6 +194,8 @@ class LiveBroker:
     equity: float = field(default=math.nan, init=False)
     _offsets: dict[str, float] = field(default_factory=dict, init=False)
     _positions: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
+    _entries: dict[str, tuple[float, float]] = field(default_factory=dict, init=False)
+    """Per symbol, the position and the equity when the current trade opened."""
     killed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -208,6 +210,7 @@ class LiveBroker:
             node.session_id,
             margin_mode=self.profile.venue.margin_mode,
             on_send=node.order_sent,
+            on_failure=lambda what: self._failed(node, what),
         )
         saved = node.journal.state_values().get(RISK_STATE_KEY)
         if saved:
@@ -260,7 +263,12 @@ class LiveBroker:
             )
         balance = await node.adapter.balance()
         self.equity = float(balance.equity)
-        self._audit(node, self.risk.on_equity(wall_ms(), self.equity))
+        now = wall_ms()
+        self._audit(node, self.risk.on_equity(now, self.equity))
+        for symbol in self._symbols(node):
+            self._track_trade(node, symbol, self._position(node, symbol), now)
+        with contextlib.suppress(VenueFailure):
+            await node.adapter.sync_clock()
         if problems:
             state = node.journal.trading_state()
             if state.state == "running":
@@ -429,6 +437,26 @@ class LiveBroker:
         node.journal.put_state(RISK_STATE_KEY, self.risk.state())
 
     # ------------------------------------------------------------ helpers
+    def _track_trade(self, node: Node, symbol: str, position: float, now: int) -> None:
+        """Follow trades for the loss-streak rule (PnL: the equity change over the trade).
+
+        A position that closes or flips ends a trade; one that opens from flat starts one.
+        """
+        entry = self._entries.get(symbol)
+        if entry is not None and (position == 0 or position * entry[0] < 0):
+            self._audit(node, self.risk.on_trade_closed(now, self.equity - entry[1]))
+            entry = None
+        if entry is None and position != 0:
+            entry = (position, self.equity)
+        if entry is None:
+            self._entries.pop(symbol, None)
+        else:
+            self._entries[symbol] = entry
+
+    def _failed(self, node: Node, what: str) -> None:
+        """A venue request of the order manager failed: the error-rate breaker counts it."""
+        self._audit(node, self.risk.on_error(wall_ms(), what))
+
     def _position(self, node: Node, symbol: str) -> float:
         """The journal's position plus the accepted offset, re-read only after new fills."""
         assert self.oms is not None  # noqa: S101 - set in start

@@ -100,9 +100,11 @@ class OrderManager:
         now_ms: the machine's clock in ms (journal stamps, grace windows).
         crash: the test-only crash points (default: from the environment).
         on_send: called just before each create request goes out (latency measurement).
+        on_failure: called with a short description of each failed venue request (the
+            error-rate breaker counts them).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the manager's collaborators, keyword-only but three
         self,
         adapter: PoloniexAdapter,
         journal: Journal,
@@ -112,6 +114,7 @@ class OrderManager:
         now_ms: Callable[[], int] | None = None,
         crash: CrashPoints | None = None,
         on_send: Callable[[], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.adapter = adapter
         self.journal = journal
@@ -120,6 +123,7 @@ class OrderManager:
         self.crash = crash or CrashPoints()
         self._now = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._on_send = on_send
+        self._on_failure = on_failure or (lambda _what: None)
         self._doubt: dict[str, str] = {}
         """Orders whose request may still reach the venue (SUBMITTED, UNKNOWN), by symbol."""
         self.fills_applied = 0
@@ -155,15 +159,18 @@ class OrderManager:
                 margin_mode=self.margin_mode,  # type: ignore[arg-type]
             )
         except OutcomeUnknown as unknown:
+            self._on_failure("create: outcome unknown")
             self.journal.transition(intent.client_order_id, OrderStatus.UNKNOWN, error=str(unknown))
             return self._view(intent.client_order_id)
         except NotRetryable as refusal:
+            self._on_failure("create: rejected")
             self.journal.transition(
                 intent.client_order_id, OrderStatus.REJECTED, error=str(refusal)
             )
             return self._view(intent.client_order_id, reason=str(refusal))
         except VenueFailure as failure:
             # Refused locally (maintenance pause): nothing went out.
+            self._on_failure("create: refused locally")
             self.journal.transition(
                 intent.client_order_id, OrderStatus.REJECTED, error=str(failure)
             )
@@ -190,6 +197,7 @@ class OrderManager:
             self._not_found(record)
             return self._view(client_order_id)
         except VenueFailure as failure:
+            self._on_failure("order lookup")
             log.warning("refresh of %s failed: %s", client_order_id, failure)
             return self._view(client_order_id)
         await self._adopt(client_order_id, order)
@@ -208,6 +216,7 @@ class OrderManager:
             self._not_found(self._record(client_order_id))
             return self._view(client_order_id)
         except VenueFailure as failure:
+            self._on_failure("cancel")
             log.warning("cancel of %s failed: %s", client_order_id, failure)
             return await self.refresh(client_order_id)
         await self._adopt(client_order_id, order)
