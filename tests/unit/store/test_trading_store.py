@@ -460,6 +460,19 @@ def apply_all(url: str, executions: Sequence[Execution], start: Any, results: An
 
 
 def test_two_processes_applying_the_same_fills_apply_each_once(store_url: str) -> None:
+    # A loaded machine can starve one racer until the other has applied everything: then
+    # the race is run again on fresh orders (every run must still apply each fill once).
+    raced = []
+    for _attempt in range(5):
+        applied = race_once(store_url)
+        raced.append(applied)
+        if min(applied) > 0:
+            break
+    assert min(raced[-1]) > 0, f"no race happened in {len(raced)} tries: {raced}"
+
+
+def race_once(store_url: str) -> list[int]:
+    """Two forked processes apply the same 60 fills (opposite orders); how many each did."""
     engine = open_store(store_url)
     try:
         session_id = session_of(engine)
@@ -467,6 +480,7 @@ def test_two_processes_applying_the_same_fills_apply_each_once(store_url: str) -
         executions = [
             fill(cid, f"{cid}-{n}", 1.0, 100.0 + n, 0.01) for n in range(20) for cid in orders
         ]
+        before = len(journal.executions(engine, DEPLOYMENT))
         # Forked: the racers need nothing imported again. They open their own connections;
         # the test's are closed first, as SQLite wants across a fork.
         engine.dispose()
@@ -486,14 +500,14 @@ def test_two_processes_applying_the_same_fills_apply_each_once(store_url: str) -
             assert racer.exitcode == 0
         assert all(isinstance(count, int) for count in applied), applied
         assert sum(applied) == len(executions) == 60
-        assert min(applied) > 0, f"no race happened: {applied}"
         for cid in orders:
             record = journal.order(engine, cid)
             assert record is not None
             assert (record.status, record.filled_contracts) == (OrderStatus.FILLED, 20.0)
             assert record.average_price == pytest.approx(100.0 + 9.5, rel=1e-12)
             assert_lawful_history(engine, cid)
-        assert len(journal.executions(engine, DEPLOYMENT)) == 60
+        assert len(journal.executions(engine, DEPLOYMENT)) == before + 60
+        return applied
     finally:
         engine.dispose()
 
