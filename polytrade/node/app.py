@@ -174,6 +174,7 @@ async def _run(
                 stream_factory=stream,
                 warmup_bars=warmup,
                 max_bars=max_bars,
+                shutdown_deadline_s=SHUTDOWN_DEADLINE_S,
                 profile_hash=profile_hash,
                 profile_path=str(loaded.path),
             )

@@ -101,6 +101,7 @@ class Node:
         max_bars: stop after this many live bars of the first strategy (None: run on).
         watch_seconds: how often the store's trading state is read (a kill from outside
             acts within this).
+        shutdown_deadline_s: how long the broker may take to wind down on SIGTERM.
         profile_hash: recorded with the session.
         profile_path: recorded with the session (parity reloads it).
     """
@@ -115,6 +116,7 @@ class Node:
     warmup_bars: int
     max_bars: int | None = None
     watch_seconds: float = 2.0
+    shutdown_deadline_s: float = 20.0
     profile_hash: str = ""
     profile_path: str = ""
     clock: Callable[[], float] = time.monotonic
@@ -156,8 +158,10 @@ class Node:
             gc.freeze()
             reason = await self._listen(first_minute, stop)
         finally:
+            # Stop new decisions first (the listener has returned), then let the broker wind
+            # down inside the deadline: executions stopped, working children cancelled.
             with contextlib.suppress(Exception):
-                await self.broker.stop(self)
+                await asyncio.wait_for(self.broker.stop(self), self.shutdown_deadline_s)
             self.report.stopped_by = reason
             self.journal.end_session(self.session_id, reason)
             self.journal.audit(
