@@ -8,11 +8,14 @@ Both run `polytrade exchange-sim` and `polytrade run` as real processes (tests/a
 node_harness.py), and write their figures to bench/results/node-<date>.json.
 
 Latency. The every-bar strategy (bench/strategies/every_bar.yaml: 1-minute bars, a new side on
-about every other bar) trades live on the emulator replaying at 200 x real time (a bar every
-0.3 s). The node measures, for each bar it acts on, the time from the closing minute arriving
-from the websocket to the first create request leaving the order manager: building the bar,
-running the engine over the session's bars, the risk check, and journaling the intent and its
-SUBMITTED state (two durable SQLite commits) before the request. The network is excluded.
+about every other bar) trades live on the emulator replaying at 60 x real time (a bar every
+second: each execution has finished, fills confirmed, before the next bar, as at real speed;
+faster, a bar can arrive while the previous execution is still confirming its fills, and the
+node rightly waits for it). The node measures, for each bar it acts on, the time from the
+closing minute arriving from the websocket to the first create request leaving the order
+manager: building the bar, running the engine over the session's bars, the risk check, and
+journaling the intent with its SUBMITTED state (one durable SQLite commit) before the
+request. The network is excluded.
 Target: p99 under 5 ms.
 
 Soak. One emulator and one store through `--loops` runs of the every-bar strategy live (one
@@ -80,7 +83,7 @@ def every_bar_profile(folder: Path, rest_url: str) -> Path:
 def latency(bars: int) -> dict[str, Any]:
     """p50 / p99 of bar close to order sent on a live session of `bars` one-minute bars."""
     folder = Path(tempfile.mkdtemp(prefix="polytrade-latency-"))
-    emulator = Emulator("--speed", "200", "--seed", "21", "--days", "4", "--warmup-bars", "1440")
+    emulator = Emulator("--speed", "60", "--seed", "21", "--days", "4", "--warmup-bars", "1440")
     try:
         live = every_bar_profile(folder, emulator.rest_url)
         store = f"sqlite:///{folder / 'latency.db'}"
